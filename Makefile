@@ -1,0 +1,39 @@
+# Flightline: the two commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+export AIRFLOW_HOME ?= $(ROOT)/.airflow
+export PATH := $(VENV)/bin:$(PATH)
+export GX_ANALYTICS_ENABLED := false
+export NO_ALBUMENTATIONS_UPDATE := 1
+DATE ?= 2013-01-15
+
+.PHONY: install airflow-init demo test test-fast lint bench airflow clean
+
+install:  ## create .venv and install every pinned dependency (horovod built from source)
+	bash infra/install.sh
+
+airflow-init: install  ## render .airflow/airflow.cfg and migrate the SQLite metadata DB
+	bash infra/airflow-init.sh
+
+demo: airflow-init  ## install everything, then run the main job for DATE on embedded defaults
+	bash infra/demo.sh $(DATE)
+
+test: airflow-init  ## install everything and run the whole test suite (slow tests included)
+	$(VENV)/bin/python -m pytest
+
+test-fast: airflow-init  ## the suite without tests marked slow
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --select AIR3 --preview dags plugins
+
+bench: airflow-init  ## run every benchmark under bench/
+	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
+
+airflow: airflow-init  ## the UI and API on http://localhost:8080 (Ctrl-C stops it cleanly)
+	bash infra/standalone.sh
+
+clean:  ## remove local data and Airflow state (keeps .venv)
+	rm -rf data .airflow

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Initialise the project's Airflow home (.airflow/, git-ignored): render airflow.cfg from
+# infra/airflow.cfg.in and migrate the SQLite metadata DB. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export AIRFLOW_HOME=${AIRFLOW_HOME:-$ROOT/.airflow}
+mkdir -p "$AIRFLOW_HOME"
+sed "s#@ROOT@#$ROOT#g" infra/airflow.cfg.in > "$AIRFLOW_HOME/airflow.cfg.new"
+mv "$AIRFLOW_HOME/airflow.cfg.new" "$AIRFLOW_HOME/airflow.cfg"
+"$ROOT/.venv/bin/airflow" db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1 || {
+  tail -30 "$AIRFLOW_HOME/db-migrate.log" >&2; echo "airflow-init: db migrate failed" >&2; exit 1; }
+echo "airflow-init: AIRFLOW_HOME=$AIRFLOW_HOME (metadata DB: $AIRFLOW_HOME/airflow.db)"

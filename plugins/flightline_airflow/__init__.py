@@ -1,0 +1,34 @@
+"""Airflow-side helpers shared by Flightline's DAGs (the plugins folder is on Airflow's sys.path).
+
+Only light imports here: DAG files import this module at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+DEFAULT_ARGS = {
+    "owner": "flightline",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+}
+
+DAG_TAGS_BASE = ["flightline"]
+
+
+def logical_day(context) -> date:
+    """The day a run processes: the ``day`` Param when given, else the logical date (UTC).
+
+    Runs triggered with no logical date fall back to the start of their data interval, then to
+    yesterday.
+    """
+    params = context.get("params") or {}
+    explicit = params.get("day")
+    if explicit:
+        return date.fromisoformat(str(explicit))
+    for key in ("logical_date", "data_interval_start"):
+        value = context.get(key)
+        if value is not None:
+            return value.date() if isinstance(value, datetime) else date.fromisoformat(str(value)[:10])
+    return (datetime.utcnow() - timedelta(days=1)).date()

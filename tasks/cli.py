@@ -1,0 +1,131 @@
+"""``flightline``: run any step from a shell or a Kubernetes pod, exactly as the DAGs run it.
+
+Each subcommand takes dates/URIs/config as flags, prints the step's result as one JSON object on
+stdout, and exits non-zero with the error on stderr when the step refuses its input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, is_dataclass
+from datetime import date
+from typing import Callable
+
+from tasks.settings import ZONES, Settings, SettingsError
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def command(name: str, help_text: str):
+    """Register a subcommand: ``add_args(parser)`` declares flags, the function runs it."""
+
+    def wrap(add_args):
+        def register(run):
+            COMMANDS[name] = (help_text, add_args, run)
+            return run
+
+        return register
+
+    return wrap
+
+
+def iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _jsonable(obj):
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if is_dataclass(obj):
+        return asdict(obj)
+    if isinstance(obj, date):
+        return obj.isoformat()
+    return str(obj)
+
+
+# ------------------------------------------------------------------------------ subcommands
+def _args_settings(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@command("settings", "print the effective settings (after FLIGHTLINE_* overrides)")(_args_settings)
+def _run_settings(args: argparse.Namespace, settings: Settings):
+    out = asdict(settings)
+    out["zones"] = {z: settings.zone(z) for z in ZONES}
+    return out
+
+
+def _args_land(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--date", type=iso_date, required=True, help="logical date YYYY-MM-DD")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing drop")
+
+
+@command("land", "serve the demo drop for one logical date into landing/")(_args_land)
+def _run_land(args: argparse.Namespace, settings: Settings):
+    from tasks.landing import land_day
+
+    return land_day(args.date, settings, overwrite=args.overwrite)
+
+
+def _args_find_drop(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--date", type=iso_date, required=True, help="logical date YYYY-MM-DD")
+
+
+@command("find-drop", "report the complete drop for a date, or exit 3 if it is missing")(
+    _args_find_drop
+)
+def _run_find_drop(args: argparse.Namespace, settings: Settings):
+    from tasks.landing import find_drop
+
+    return find_drop(args.date, settings)
+
+
+def _args_outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--date", type=iso_date, required=True, help="logical date YYYY-MM-DD")
+
+
+@command("outputs", "list where each output for a date is, zone by zone")(_args_outputs)
+def _run_outputs(args: argparse.Namespace, settings: Settings):
+    from tasks.outputs import outputs_for
+
+    return outputs_for(args.date, settings)
+
+
+# ------------------------------------------------------------------------------ entry point
+def build_parser() -> argparse.ArgumentParser:
+    # Step modules register their subcommands on import.
+    import tasks.steps  # noqa: F401
+
+    parser = argparse.ArgumentParser(prog="flightline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_args, _run) in sorted(COMMANDS.items()):
+        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        result = COMMANDS[args.command][2](args, settings)
+    except SettingsError as exc:
+        print(f"flightline: bad setting: {exc}", file=sys.stderr)
+        return 2
+    except LookupError as exc:  # DropMissing and friends: a named, expected condition
+        print(f"flightline {args.command}: {exc}", file=sys.stderr)
+        return 3
+    except ValueError as exc:  # bad input, named by the step
+        print(f"flightline {args.command}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, default=_jsonable, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

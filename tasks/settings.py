@@ -1,0 +1,147 @@
+"""Flightline settings: one typed place, every field overridable by an environment variable.
+
+Each field reads ``FLIGHTLINE_<FIELD>`` (upper case) from the environment; the defaults run
+everything on this machine: a local data folder inside the project, Spark in local mode, the
+2013 replay on.  ``Settings.from_env()`` is what steps, DAGs and the CLI call.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
+from pathlib import Path
+from typing import Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: The data zones under the data root, in the order data flows through them.
+ZONES = ("landing", "raw", "features", "quarantine", "models", "reports")
+
+
+class SettingsError(ValueError):
+    """A setting has a value Flightline cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Names of the zones under the data root (override one with FLIGHTLINE_ZONE_<NAME>)."""
+
+    landing: str = "landing"
+    raw: str = "raw"
+    features: str = "features"
+    quarantine: str = "quarantine"
+    models: str = "models"
+    reports: str = "reports"
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Where all data lives: a local folder, or ``s3://bucket/prefix`` (everything but Spark).
+    data_root: str = str(PROJECT_ROOT / "data")
+    #: Spark master URL: ``local[2]`` by default, ``spark://host:7077`` for a standalone cluster.
+    spark_master: str = "local[2]"
+    #: Endpoint for an S3-compatible server (moto, MinIO); empty means AWS itself.
+    s3_endpoint_url: str = ""
+    #: Cron expression of the nightly data DAG (02:00 UTC: the day before has fully landed).
+    schedule: str = "0 2 * * *"
+    #: Year the demo source replays: any logical date maps onto that month/day of this year.
+    #: 0 turns replay off: only dates inside the source year have a drop.
+    replay_year: int = 2013
+    #: Zone folder names under the data root.
+    layout: Layout = field(default_factory=Layout)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from ``FLIGHTLINE_*`` variables (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "layout":
+                continue
+            var = f"FLIGHTLINE_{f.name.upper()}"
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            if f.name == "replay_year":
+                values[f.name] = _parse_replay_year(var, raw)
+            else:
+                values[f.name] = raw.strip()
+        layout_values = {}
+        for f in fields(Layout):
+            var = f"FLIGHTLINE_ZONE_{f.name.upper()}"
+            raw = env.get(var)
+            if raw:
+                if "/" in raw.strip("/") or raw.strip() in ("", ".", ".."):
+                    raise SettingsError(f"{var}={raw!r}: a zone name must be one folder name")
+                layout_values[f.name] = raw.strip("/")
+        if layout_values:
+            values["layout"] = Layout(**layout_values)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        new = replace(self, **changes)  # type: ignore[arg-type]
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        root = self.data_root
+        if root.startswith("s3://"):
+            bucket = root[len("s3://") :].split("/", 1)[0]
+            if not bucket:
+                raise SettingsError(f"FLIGHTLINE_DATA_ROOT={root!r}: no bucket after s3://")
+        elif "://" in root and not root.startswith("file://"):
+            raise SettingsError(
+                f"FLIGHTLINE_DATA_ROOT={root!r}: use a local folder, file:// or s3://bucket/prefix"
+            )
+        if not (
+            self.spark_master.startswith(("local", "spark://", "k8s://", "yarn"))
+            or self.spark_master.startswith("sc://")
+        ):
+            raise SettingsError(
+                f"FLIGHTLINE_SPARK_MASTER={self.spark_master!r}: expected local[N], "
+                "spark://host:port, k8s://... or yarn"
+            )
+        if len(self.schedule.split()) != 5 and not self.schedule.startswith("@"):
+            raise SettingsError(f"FLIGHTLINE_SCHEDULE={self.schedule!r}: expected a 5-field cron")
+
+    # ---------------------------------------------------------------- derived values
+    @property
+    def is_s3(self) -> bool:
+        return self.data_root.startswith("s3://")
+
+    @property
+    def root(self) -> str:
+        """The data root as a URI without a trailing slash (local paths made absolute)."""
+        root = self.data_root
+        if root.startswith("file://"):
+            root = root[len("file://") :]
+        if not root.startswith("s3://"):
+            root = str(Path(root).expanduser().resolve())
+        return root.rstrip("/")
+
+    def zone(self, name: str) -> str:
+        """URI of a data zone (``landing``, ``raw``, ``features``, ...)."""
+        if name not in ZONES:
+            raise SettingsError(f"unknown data zone {name!r}; zones are {', '.join(ZONES)}")
+        return f"{self.root}/{getattr(self.layout, name)}"
+
+    def partition(self, zone: str, day: date) -> str:
+        """URI of one daily partition: ``<zone>/dt=YYYY-MM-DD``."""
+        return f"{self.zone(zone)}/dt={day.isoformat()}"
+
+
+def _parse_replay_year(var: str, raw: str) -> int:
+    text = raw.strip().lower()
+    if text in ("off", "false", "no", "0", "none"):
+        return 0
+    try:
+        year = int(text)
+    except ValueError:
+        raise SettingsError(f"{var}={raw!r}: expected a year such as 2013, or 'off'") from None
+    if not 1900 <= year <= 2100:
+        raise SettingsError(f"{var}={raw!r}: replay year out of range 1900..2100")
+    return year

@@ -1,0 +1,40 @@
+"""SparkSession for Flightline steps: local by default, a standalone cluster by setting the master.
+
+``FLIGHTLINE_SPARK_MASTER=spark://host:7077`` runs the same step on a cluster unchanged; the data
+root must then be a path every executor can reach (shared disk), as Spark reads and writes it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tasks.settings import Settings
+
+
+def spark_session(settings: Settings, app_name: str = "flightline"):
+    """Create (or reuse) a SparkSession configured for small daily partitions."""
+    from pyspark.sql import SparkSession
+
+    # Executors must run the same interpreter as the driver (UDF-free code still ships lambdas).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(settings.spark_master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.driver.memory", os.environ.get("FLIGHTLINE_SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.sql.parquet.compression.codec", "snappy")
+        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
+    )
+    if settings.spark_master.startswith("spark://"):
+        builder = builder.config("spark.executor.memory", "1g").config("spark.cores.max", "2")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

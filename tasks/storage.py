@@ -1,0 +1,235 @@
+"""URI-based storage for the data root: a local folder or ``s3://bucket/prefix`` through boto3.
+
+Every write is atomic for readers:
+- a single object is written to a temporary name and renamed (local) or PUT whole (S3, where
+  an object only becomes visible once its upload completes);
+- a folder of files (a partition) is assembled under a temporary name and then published: by
+  ``os.replace`` locally, and on S3 by copying into place and writing a ``_SUCCESS`` commit marker
+  last. Readers of partitions only trust folders with a ``_SUCCESS`` marker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from tasks.settings import Settings
+
+SUCCESS = "_SUCCESS"
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed; the message names the URI."""
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    rest = uri[len("s3://") :]
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def join(base: str, *parts: str) -> str:
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+@lru_cache(maxsize=8)
+def _client(endpoint_url: str):
+    import boto3
+
+    kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    return boto3.client("s3", **kwargs)
+
+
+def s3_client(settings: Settings | None = None):
+    settings = settings or Settings.from_env()
+    return _client(settings.s3_endpoint_url)
+
+
+class Store:
+    """Read, write, list and publish under local paths or S3 URIs."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+
+    @property
+    def s3(self):
+        return s3_client(self.settings)
+
+    # ---------------------------------------------------------------- objects
+    def exists(self, uri: str) -> bool:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            try:
+                self.s3.head_object(Bucket=bucket, Key=key)
+                return True
+            except self.s3.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise StorageError(f"cannot check {uri}: {exc}") from exc
+        return Path(uri).exists()
+
+    def read_bytes(self, uri: str) -> bytes:
+        try:
+            if is_s3(uri):
+                bucket, key = split_s3(uri)
+                return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return Path(uri).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"no such object: {uri}") from None
+        except Exception as exc:
+            if exc.__class__.__name__ in ("NoSuchKey", "ClientError"):
+                raise StorageError(f"no such object: {uri} ({exc})") from exc
+            raise
+
+    def read_text(self, uri: str) -> str:
+        return self.read_bytes(uri).decode("utf-8")
+
+    def write_bytes(self, uri: str, data: bytes) -> str:
+        """Write one object atomically: readers see the old content or the new, never a part."""
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            self.s3.put_object(Bucket=bucket, Key=key, Body=data)
+            return uri
+        path = Path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return uri
+
+    def write_text(self, uri: str, text: str) -> str:
+        return self.write_bytes(uri, text.encode("utf-8"))
+
+    def upload_file(self, local_path: str | Path, uri: str) -> str:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            self.s3.upload_file(str(local_path), bucket, key)
+            return uri
+        return self.write_bytes(uri, Path(local_path).read_bytes())
+
+    def download(self, uri: str, local_path: str | Path) -> Path:
+        local_path = Path(local_path)
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            self.s3.download_file(bucket, key, str(local_path))
+        else:
+            shutil.copyfile(uri, local_path)
+        return local_path
+
+    # ---------------------------------------------------------------- folders
+    def list(self, uri: str) -> list[str]:
+        """Names directly under a folder URI (files and sub-folders), sorted; [] if absent."""
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            prefix = key.rstrip("/") + "/" if key else ""
+            names: set[str] = set()
+            paginator = self.s3.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+                for cp in page.get("CommonPrefixes", []):
+                    names.add(cp["Prefix"][len(prefix) :].rstrip("/"))
+                for obj in page.get("Contents", []):
+                    names.add(obj["Key"][len(prefix) :])
+            return sorted(n for n in names if n)
+        path = Path(uri)
+        if not path.is_dir():
+            return []
+        return sorted(p.name for p in path.iterdir())
+
+    def walk_files(self, uri: str) -> Iterator[str]:
+        """Every file URI below a folder, recursively."""
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            prefix = key.rstrip("/") + "/"
+            paginator = self.s3.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    yield f"s3://{bucket}/{obj['Key']}"
+            return
+        for p in sorted(Path(uri).rglob("*")):
+            if p.is_file():
+                yield str(p)
+
+    def delete(self, uri: str) -> None:
+        """Remove one object; absent is fine."""
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            self.s3.delete_object(Bucket=bucket, Key=key)
+        else:
+            Path(uri).unlink(missing_ok=True)
+
+    def delete_tree(self, uri: str) -> None:
+        if is_s3(uri):
+            bucket, _ = split_s3(uri)
+            keys = [split_s3(u)[1] for u in self.walk_files(uri)]
+            for i in range(0, len(keys), 1000):
+                chunk = [{"Key": k} for k in keys[i : i + 1000]]
+                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk})
+            return
+        shutil.rmtree(uri, ignore_errors=True)
+
+    def is_committed(self, folder_uri: str) -> bool:
+        """True when a published folder carries its ``_SUCCESS`` commit marker."""
+        return self.exists(join(folder_uri, SUCCESS))
+
+    def publish_folder(self, local_dir: str | Path, final_uri: str) -> str:
+        """Publish a finished local folder as ``final_uri`` atomically, replacing what was there.
+
+        Locally: rename into place (the old partition is moved aside first, then removed).
+        On S3: drop the old marker, upload every file, write the ``_SUCCESS`` marker last.
+        A ``_SUCCESS`` file is always written so readers can tell a committed folder.
+        """
+        local_dir = Path(local_dir)
+        if not local_dir.is_dir():
+            raise StorageError(f"cannot publish {local_dir}: not a folder")
+        marker = local_dir / SUCCESS
+        if not marker.exists():
+            marker.write_text("")
+        if is_s3(final_uri):
+            old_marker = join(final_uri, SUCCESS)
+            self.delete(old_marker)
+            self.delete_tree(final_uri)
+            files = sorted(p for p in local_dir.rglob("*") if p.is_file() and p.name != SUCCESS)
+            for p in files:
+                self.upload_file(p, join(final_uri, p.relative_to(local_dir).as_posix()))
+            self.upload_file(marker, join(final_uri, SUCCESS))
+            return final_uri
+        final = Path(final_uri)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staged = final.parent / f".{final.name}.staged-{uuid.uuid4().hex}"
+        shutil.move(str(local_dir), staged)  # same filesystem when local_dir is a staging dir
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(staged, final)
+        shutil.rmtree(old, ignore_errors=True)
+        return final_uri
+
+    def staging_dir(self, final_uri: str) -> Path:
+        """A fresh local folder to assemble ``final_uri`` in (beside it when local)."""
+        if is_s3(final_uri):
+            import tempfile
+
+            return Path(tempfile.mkdtemp(prefix="flightline-stage-"))
+        final = Path(final_uri)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        path = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
+        path.mkdir()
+        return path
