@@ -74,7 +74,8 @@ def flightline_daily():
         except DropMissing as exc:
             from airflow.sdk.exceptions import AirflowSensorTimeout
 
-            started = context["dag_run"].start_date or pendulum.now("UTC")
+            # The first poke's time, as the sensor's own timeout counts it in reschedule mode.
+            started = context["ti"].get_first_reschedule_date(context) or pendulum.now("UTC")
             limit = int(context["params"]["drop_timeout_minutes"])
             if pendulum.now("UTC") - started > pendulum.duration(minutes=limit):
                 # Not retried: the drop did not arrive in time, and that is what the log says.

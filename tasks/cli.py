@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import date
-from typing import Callable
 
 from tasks.settings import ZONES, Settings, SettingsError
 

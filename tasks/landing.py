@@ -14,13 +14,13 @@ the named condition the data DAG's sensor waits on.
 from __future__ import annotations
 
 import csv
-import io
 import importlib.util
+import io
 import json
 import zipfile
 from dataclasses import asdict, dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from tasks.settings import Settings
@@ -108,7 +108,7 @@ def _read_source_csv(name: str) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-@lru_cache(maxsize=None)
+@cache
 def _by_day(name: str) -> tuple[list[str], dict[tuple[int, int, int], list[list[str]]]]:
     header, body = _read_source_csv(name)
     iy, im, iday = header.index("year"), header.index("month"), header.index("day")

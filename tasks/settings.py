@@ -8,10 +8,10 @@ everything on this machine: a local data folder inside the project, Spark in loc
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
-from typing import Mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +53,7 @@ class Settings:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``FLIGHTLINE_*`` variables (``os.environ`` by default)."""
         env = os.environ if env is None else env
         values: dict[str, object] = {}
@@ -82,7 +82,7 @@ class Settings:
         settings.validate()
         return settings
 
-    def with_overrides(self, **changes: object) -> "Settings":
+    def with_overrides(self, **changes: object) -> Settings:
         new = replace(self, **changes)  # type: ignore[arg-type]
         new.validate()
         return new

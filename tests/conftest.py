@@ -13,6 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plugins"))  # what Airflow does for DAG files
+os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from tasks.settings import Settings  # noqa: E402
 

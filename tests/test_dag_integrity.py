@@ -20,7 +20,7 @@ HEAVY = ["pandas", "pyspark", "torch", "xgboost", "great_expectations", "evident
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
+    return DagBag(dag_folder=str(ROOT / "dags"))
 
 
 def test_there_are_dag_files():
@@ -90,7 +90,7 @@ def test_the_probe_catches_a_heavy_import(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins"))
     out = subprocess.run([sys.executable, "-c", PROBE, str(bad), json.dumps(HEAVY)],
                          capture_output=True, text=True, env=env, timeout=120)
-    assert json.loads(out.stdout.strip().splitlines()[-1])["loaded"] == ["pandas"]
+    assert "pandas" in json.loads(out.stdout.strip().splitlines()[-1])["loaded"]
 
 
 def test_the_probe_catches_a_variable_lookup(tmp_path):
