@@ -96,6 +96,42 @@ def _run_outputs(args: argparse.Namespace, settings: Settings):
     return outputs_for(args.date, settings)
 
 
+def _args_bootstrap(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=["raw_flights", "raw_weather"])
+    p.add_argument("--from", dest="first", type=iso_date, required=True)
+    p.add_argument("--to", dest="last", type=iso_date, required=True)
+    p.add_argument("--out", default=None, help="default: expectations/<dataset>.candidate.json")
+
+
+@command("bootstrap-suite", "profile known-good days into a candidate expectation suite")(
+    _args_bootstrap
+)
+def _run_bootstrap(args: argparse.Namespace, settings: Settings):
+    from pathlib import Path
+
+    from tasks.profiling import bootstrap_suite
+
+    return bootstrap_suite(args.dataset, args.first, args.last, Path(args.out) if args.out else None)
+
+
+def _args_day(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--date", type=iso_date, required=True, help="logical date YYYY-MM-DD")
+
+
+@command("gate-raw", "validate the day's drop; quarantine it and exit 2 if it fails")(_args_day)
+def _run_gate_raw(args: argparse.Namespace, settings: Settings):
+    from tasks.quality import gate_raw_drop
+
+    return gate_raw_drop(args.date, settings)
+
+
+@command("features", "build, validate and publish the day's features (Spark)")(_args_day)
+def _run_features(args: argparse.Namespace, settings: Settings):
+    from tasks.pipeline import run_day
+
+    return run_day(args.date, settings)
+
+
 # ------------------------------------------------------------------------------ entry point
 def build_parser() -> argparse.ArgumentParser:
     # Step modules register their subcommands on import.
