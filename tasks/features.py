@@ -320,6 +320,8 @@ def build_features(day: date, settings: Settings | None = None, spark=None) -> F
     # --- write: the features to a hidden staging folder, the typed raw partition published now
     features_final = settings.partition("features", day)
     raw_final = settings.partition("raw", day)
+    for final in (features_final, raw_final):  # leftovers of a run killed mid-write
+        store.clean_staging(final)
     stage = store.staging_dir(features_final)
     out.coalesce(1).write.mode("overwrite").parquet(str(stage / "data"))
     raw_stage = store.staging_dir(raw_final)

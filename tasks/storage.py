@@ -222,6 +222,15 @@ class Store:
         shutil.rmtree(old, ignore_errors=True)
         return final_uri
 
+    def clean_staging(self, final_uri: str) -> None:
+        """Remove hidden staging/old folders a killed run left beside ``final_uri`` (local)."""
+        if is_s3(final_uri):
+            return
+        final = Path(final_uri)
+        if final.parent.is_dir():
+            for p in final.parent.glob(f".{final.name}.*"):
+                shutil.rmtree(p, ignore_errors=True)
+
     def staging_dir(self, final_uri: str) -> Path:
         """A fresh local folder to assemble ``final_uri`` in (beside it when local)."""
         if is_s3(final_uri):

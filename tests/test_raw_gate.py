@@ -1,0 +1,175 @@
+"""Corrupted drops are stopped at the raw gate, named in the message, quarantined, never published."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.landing import DropMissing, find_drop, land_day
+from tasks.quality import QualityGateFailed, gate_raw_drop
+from tasks.storage import Store
+
+DAY = date(2013, 1, 15)
+
+
+def _load(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _save(df: pd.DataFrame, path: Path) -> None:
+    path.write_text(df.to_csv(index=False))
+
+
+def missing_column(p):
+    _save(_load(p).drop(columns=["distance"]), p)
+
+
+def wrong_type(p):
+    df = _load(p)
+    df.loc[:4, "distance"] = "far"
+    _save(df, p)
+
+
+def null_keys(p):
+    df = _load(p)
+    df.loc[10:12, "carrier"] = ""
+    _save(df, p)
+
+
+def negative_distance(p):
+    df = _load(p)
+    df.loc[5:6, "distance"] = "-250"
+    _save(df, p)
+
+
+def duplicated_rows(p):
+    df = _load(p)
+    _save(pd.concat([df, df.iloc[:20]]), p)
+
+
+def other_day(p):
+    df = _load(p)
+    df.loc[:30, "day"] = "16"
+    _save(df, p)
+
+
+def empty_file(p):
+    p.write_text("")
+
+
+def truncated_file(p):
+    text = p.read_text()
+    p.write_text(text[: len(text) // 5 + 7])  # cut mid-line after ~180 rows
+
+
+def unknown_carrier(p):
+    df = _load(p)
+    df.loc[:2, "carrier"] = "ZZ"
+    _save(df, p)
+
+
+def minutes_out_of_range(p):
+    df = _load(p)
+    df.loc[:3, "minute"] = "75"
+    _save(df, p)
+
+
+CASES = [
+    # (name, corrupt, file, expectation type, column, a needle the message must hold)
+    ("missing column", missing_column, "flights.csv",
+     "expect_table_columns_to_match_ordered_list", None, "distance"),
+    ("wrong type", wrong_type, "flights.csv",
+     "expect_column_values_to_be_in_type_list", "distance", "'far'"),
+    ("null keys", null_keys, "flights.csv",
+     "expect_column_values_to_not_be_null", "carrier", "3 unexpected"),
+    ("negative distances", negative_distance, "flights.csv",
+     "expect_column_values_to_be_between", "distance", "-250"),
+    ("duplicated rows", duplicated_rows, "flights.csv",
+     "expect_compound_columns_to_be_unique", "carrier", "unexpected"),
+    ("rows dated another day", other_day, "flights.csv",
+     "expect_column_values_to_be_between", "day", "e.g. [16"),
+    ("empty file", empty_file, "flights.csv", "file_is_readable_csv", None, "the file is empty"),
+    ("truncated file", truncated_file, "flights.csv",
+     "expect_table_row_count_to_be_between", None, "observed"),
+    ("unknown carrier", unknown_carrier, "flights.csv",
+     "expect_column_values_to_be_in_set", "carrier", "'ZZ'"),
+    ("impossible minutes", minutes_out_of_range, "flights.csv",
+     "expect_column_values_to_be_between", "minute", "75"),
+    ("weather from an unknown airport", lambda p: unknown_carrier_weather(p), "weather.csv",
+     "expect_column_values_to_be_in_set", "origin", "'XXX'"),
+]
+
+
+def unknown_carrier_weather(p):
+    df = _load(p)
+    df.loc[:1, "origin"] = "XXX"
+    _save(df, p)
+
+
+@pytest.mark.parametrize("name,corrupt,file,etype,column,needle", CASES, ids=[c[0] for c in CASES])
+def test_corrupted_drop_is_stopped_named_and_quarantined(settings, name, corrupt, file, etype, column, needle):
+    drop = land_day(DAY, settings)
+    original = Path(drop.uri, file).read_bytes()
+    corrupt(Path(drop.uri, file))
+    corrupted = Path(drop.uri, file).read_bytes()
+    assert corrupted != original
+
+    with pytest.raises(QualityGateFailed) as err:
+        gate_raw_drop(DAY, settings)
+    message = str(err.value)
+    failures = err.value.result.failures
+    assert any(f["type"] == etype and (column is None or f["column"] == column or
+                                       (isinstance(f["column"], list) and column in f["column"]))
+               for f in failures), message
+    assert "raw gate FAILED for 2013-01-15" in message and etype in message
+    assert needle in message, message
+
+    # The drop left landing whole, into quarantine with the validation result beside it.
+    with pytest.raises(DropMissing):
+        find_drop(DAY, settings)
+    q = Path(settings.partition("quarantine", DAY))
+    assert (q / "_SUCCESS").exists()
+    assert (q / "drop" / file).read_bytes() == corrupted
+    report = json.loads((q / "validation.json").read_text())
+    assert report["gate"]["passed"] is False and report["gate"]["failures"]
+    assert etype in (q / "summary.txt").read_text()
+    # Nothing downstream was written.
+    assert not Path(settings.partition("features", DAY)).exists()
+    assert not Path(settings.partition("raw", DAY)).exists()
+
+
+def test_good_drop_passes_and_stays(settings):
+    land_day(DAY, settings)
+    result = gate_raw_drop(DAY, settings)
+    assert result.passed and not result.failures
+    assert result.suites["raw_flights"]["unsuccessful_expectations"] == 0
+    assert find_drop(DAY, settings).flights == 894
+    assert Path(result.docs_uri).exists()  # Data Docs built under reports/
+
+
+def test_weather_sensor_glitch_is_a_warning_not_a_stop(settings):
+    """2013-02-12 has a 1048 mph wind reading: flagged in Data Docs, the day still flows."""
+    land_day(date(2013, 2, 12), settings)
+    result = gate_raw_drop(date(2013, 2, 12), settings)
+    assert result.passed
+    assert result.suites["raw_weather"]["unsuccessful_expectations"] >= 1
+
+
+def test_gate_on_s3_quarantines_through_moto(s3_settings):
+    drop = land_day(DAY, s3_settings)
+    store = Store(s3_settings)
+    df = pd.read_csv(io.BytesIO(store.read_bytes(drop.flights_uri)), dtype=str, keep_default_na=False)
+    df.loc[:1, "origin"] = "BOS"
+    store.write_text(drop.flights_uri, df.to_csv(index=False))
+    with pytest.raises(QualityGateFailed, match="origin.*'BOS'"):
+        gate_raw_drop(DAY, s3_settings)
+    q = s3_settings.partition("quarantine", DAY)
+    assert store.is_committed(q)
+    assert "validation.json" in store.list(q)
+    assert store.list(drop.uri) == []
+    assert store.exists(s3_settings.zone("reports") + "/data_docs/index.html")
