@@ -19,6 +19,8 @@ def spark_session(settings: Settings, app_name: str = "flightline"):
     # Executors must run the same interpreter as the driver (UDF-free code still ships lambdas).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if settings.spark_master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)

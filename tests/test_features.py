@@ -1,0 +1,180 @@
+"""Spark preprocessing: one good day, idempotent reruns, atomic publish, no look-ahead leakage."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.features import FEATURE_COLUMNS, LABEL, build_features, publish_features, read_features
+from tasks.landing import land_day
+from tasks.pipeline import run_day
+from tasks.settings import Settings
+from tasks.spark import spark_session
+
+DAY = date(2013, 1, 15)
+OUTCOMES = {"dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"}
+
+
+@pytest.fixture(scope="module")
+def spark():
+    s = spark_session(Settings.from_env({}), "flightline-tests")
+    yield s
+    s.stop()
+
+
+def _frame(settings, day=DAY) -> pd.DataFrame:
+    df = read_features([day], settings)
+    return df.sort_values(["carrier", "flight", "origin"]).reset_index(drop=True)
+
+
+def test_one_good_day(settings, spark):
+    out = run_day(DAY, settings, spark=spark)
+    assert out["history_days"] == 1
+    df = _frame(settings)
+    assert list(df.columns) == FEATURE_COLUMNS
+    assert len(df) == out["rows"] == 894 - out["dropped"]["cancelled"] - out["dropped"]["diverted"] - out["dropped"]["impossible"]
+    assert out["dropped"]["cancelled"] == 13
+    assert not OUTCOMES & set(df.columns), "outcomes must never be features"
+    assert set(df[LABEL].unique()) <= {0, 1}
+    assert not df.duplicated(["carrier", "flight", "origin"]).any()
+    assert (df["flight_date"].astype(str) == "2013-01-15").all()
+    # congestion features are populated where history exists
+    assert df["origin_departures_3h"].gt(0).mean() > 0.9
+    assert df["prev_leg_gap_min"].notna().mean() > 0.3
+    assert df["temp"].notna().all()
+    raw = Path(settings.partition("raw", DAY))
+    assert (raw / "_SUCCESS").exists() and len(pd.read_parquet(raw / "flights")) == 894
+
+
+def test_rerun_replaces_the_partition_with_the_same_rows(settings, spark):
+    run_day(DAY, settings, spark=spark)
+    first = _frame(settings)
+    run_day(DAY, settings, spark=spark)
+    second = _frame(settings)
+    pd.testing.assert_frame_equal(first, second)
+    part = Path(settings.partition("features", DAY))
+    assert len(list((part / "data").glob("*.parquet"))) == 1
+    assert not [p for p in part.parent.iterdir() if p.name.startswith(".")], "no staging left"
+
+
+def test_first_day_has_no_history(settings, spark):
+    land_day(DAY, settings)  # the day before is absent
+    res = build_features(DAY, settings, spark=spark)
+    assert res.history_days == 0
+    publish_features(DAY, res.features_uri, settings)
+    df = _frame(settings)
+    assert len(df) == res.rows > 800
+    # the day's own early flights still feed later ones
+    assert df["origin_departures_3h"].gt(0).mean() > 0.8
+
+
+def test_unpublished_staging_is_invisible(settings, spark):
+    land_day(DAY, settings)
+    land_day(DAY - timedelta(days=1), settings)
+    res = build_features(DAY, settings, spark=spark)
+    assert Path(res.features_uri).name.startswith(".")
+    with pytest.raises(ValueError, match="no published feature partitions"):
+        read_features([DAY], settings)
+
+
+KILL_SCRIPT = """
+import sys
+from datetime import date
+from tasks.features import build_features, publish_features
+from tasks.settings import Settings
+s = Settings.from_env()
+r = build_features(date.fromisoformat(sys.argv[1]), s)
+publish_features(date.fromisoformat(sys.argv[1]), r.features_uri, s)
+"""
+
+
+@pytest.mark.slow
+def test_process_killed_mid_write_leaves_the_old_partition_and_the_retry_succeeds(settings, spark):
+    run_day(DAY, settings, spark=spark)
+    before = _frame(settings)
+    part = Path(settings.partition("features", DAY))
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, DAY.isoformat()],
+                            env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    staged = []
+    while time.time() < deadline and proc.poll() is None:
+        staged = [p for p in part.parent.glob(f".{part.name}.tmp-*") if any(p.rglob("*"))]
+        if staged:
+            break
+        time.sleep(0.05)
+    assert staged, "the writer never started writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # Readers still see the complete old partition, never the half-written one.
+    pd.testing.assert_frame_equal(_frame(settings), before)
+    # The retry cleans the leftovers and publishes the same rows.
+    run_day(DAY, settings, spark=spark, land=False)
+    pd.testing.assert_frame_equal(_frame(settings), before)
+    assert not [p for p in part.parent.iterdir() if p.name.startswith(".")]
+
+
+def _shift_outcomes_after(drop_dir: Path, cutoff: pd.Timestamp, seed: int = 7) -> int:
+    """Rewrite every outcome not yet known at ``cutoff``; returns how many rows changed."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    df = pd.read_csv(drop_dir / "flights.csv", dtype=str, keep_default_na=False)
+    sched = pd.to_datetime(df["time_hour"]) + pd.to_timedelta(df["minute"].astype(int), unit="m")
+    dep_delay = pd.to_numeric(df["dep_delay"].replace("NA", None))
+    air = pd.to_numeric(df["air_time"].replace("NA", None))
+    dep_actual = sched + pd.to_timedelta(dep_delay, unit="m")
+    arr_known = dep_actual + pd.to_timedelta(air + 30, unit="m")
+    departs_later = dep_actual >= cutoff
+    arrives_later = (arr_known >= cutoff) & ~departs_later
+    n = 0
+    for i in df.index[departs_later.fillna(False)]:
+        extra = int(rng.integers(30, 300))
+        df.loc[i, "dep_delay"] = str(int(dep_delay[i]) + extra)
+        if df.loc[i, "arr_delay"] != "NA":
+            df.loc[i, "arr_delay"] = str(int(float(df.loc[i, "arr_delay"])) + extra)
+        n += 1
+    for i in df.index[arrives_later.fillna(False)]:
+        if df.loc[i, "arr_delay"] != "NA":
+            df.loc[i, "arr_delay"] = str(int(rng.integers(-40, 400)))
+            n += 1
+    (drop_dir / "flights.csv").write_text(df.to_csv(index=False))
+    return n
+
+
+def test_no_feature_uses_information_from_after_scheduled_departure(tmp_path, spark):
+    """A crafted day: outcomes not yet known at 15:00 UTC are rewritten at random.
+
+    Every feature of every flight scheduled at or before 15:00 must be identical between the real
+    and the crafted day; flights after 15:00 must see the change (so the test can fail).
+    """
+    cutoff = pd.Timestamp("2013-01-15 15:00:00", tz="UTC")
+    frames = {}
+    for name in ("real", "crafted"):
+        s = Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(tmp_path / name)})
+        land_day(DAY - timedelta(days=1), s)
+        drop = land_day(DAY, s)
+        if name == "crafted":
+            assert _shift_outcomes_after(Path(drop.uri), cutoff) > 200
+        res = build_features(DAY, s, spark=spark)
+        publish_features(DAY, res.features_uri, s)
+        frames[name] = _frame(s)
+    real, crafted = frames["real"], frames["crafted"]
+    for f in (real, crafted):
+        f["sched_dep_utc"] = pd.to_datetime(f["sched_dep_utc"], utc=True)
+    features = [c for c in FEATURE_COLUMNS if c != LABEL]
+    early_real = real[real["sched_dep_utc"] <= cutoff][features].reset_index(drop=True)
+    early_crafted = crafted[crafted["sched_dep_utc"] <= cutoff][features].reset_index(drop=True)
+    assert len(early_real) > 200
+    pd.testing.assert_frame_equal(early_real, early_crafted)
+    late = real["sched_dep_utc"] > cutoff + pd.Timedelta(hours=1)
+    cong = ["origin_dep_delay_mean_3h", "carrier_late_arr_share_6h", "prev_leg_dep_delay"]
+    changed = (real.loc[late, cong].fillna(-1) != crafted.loc[late, cong].fillna(-1)).any(axis=1)
+    assert changed.mean() > 0.5, "features after the cutoff should react to the rewritten outcomes"
