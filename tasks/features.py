@@ -72,6 +72,11 @@ FEATURE_COLUMNS = KEY_COLUMNS + ["dest", "tailnum"] + [
 ] + [LABEL]
 
 ARRIVAL_KNOWN_BUFFER_MIN = 30
+WEATHER_BOUNDS = {
+    "temp": (-40, 130), "dewp": (-60, 100), "humid": (0, 100), "wind_dir": (0, 360),
+    "wind_speed": (0, 150), "wind_gust": (0, 200), "precip": (0, 10), "pressure": (900, 1100),
+    "visib": (0, 10),
+}
 
 
 @dataclass
@@ -121,43 +126,14 @@ def _local_path(uri: str) -> str:
     return uri
 
 
-def build_features(day: date, settings: Settings | None = None, spark=None) -> FeatureResult:
-    """Build the features for ``day`` into a staged folder and the typed raw partition.
+def feature_frame(flights, weather, planes):
+    """The features as a Spark DataFrame, plus the day's typed flights.
 
-    Returns the staged features URI; :func:`publish_features` makes it visible.
+    ``flights`` carries ``is_today`` (look-back rows are False); ``weather`` and ``planes`` are
+    the typed source frames. Pure DataFrame logic: reused by the throughput benchmark.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-
-    settings = settings or Settings.from_env()
-    store = Store(settings)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    drop = find_drop(day, settings)  # raises DropMissing when absent
-    try:
-        prev = find_drop(day - timedelta(days=1), settings)
-    except DropMissing:
-        prev = None
-    own_session = spark is None
-    if own_session:
-        from tasks.spark import spark_session
-
-        spark = spark_session(settings, f"flightline-features-{day.isoformat()}")
-    timings["spark_start"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-
-    flights = _read_csv(spark, _local_path(drop.flights_uri), FLIGHT_COLUMNS).withColumn(
-        "is_today", F.lit(True)
-    )
-    weather = _read_csv(spark, _local_path(drop.weather_uri), WEATHER_COLUMNS)
-    if prev is not None:
-        flights = flights.unionByName(
-            _read_csv(spark, _local_path(prev.flights_uri), FLIGHT_COLUMNS).withColumn(
-                "is_today", F.lit(False)
-            )
-        )
-        weather = weather.unionByName(_read_csv(spark, _local_path(prev.weather_uri), WEATHER_COLUMNS))
-    planes = _read_csv(spark, _local_path(reference_uri("planes", settings)), PLANE_COLUMNS)
 
     # Absolute times in epoch seconds (UTC). time_hour is the scheduled hour in UTC.
     f = (
@@ -262,9 +238,10 @@ def build_features(day: date, settings: Settings | None = None, spark=None) -> F
     )
 
     # --- weather at the scheduled hour (averaging the source's rare duplicate hours)
+    # Readings outside physical bounds (sensor glitches the raw gate flags as warnings) are nulled.
     wx = weather.groupBy("origin", "time_hour").agg(
-        *[F.avg(c).alias(c) for c in ("temp", "dewp", "humid", "wind_dir", "wind_speed",
-                                      "wind_gust", "precip", "pressure", "visib")]
+        *[F.avg(F.when(F.col(c).between(lo, hi), F.col(c))).alias(c)
+          for c, (lo, hi) in WEATHER_BOUNDS.items()]
     )
     pl = planes.select(
         "tailnum",
@@ -307,6 +284,47 @@ def build_features(day: date, settings: Settings | None = None, spark=None) -> F
         .orderBy("sched_dep_utc", "carrier", "flight", "origin")
     )
 
+    return f, out, today
+
+
+def build_features(day: date, settings: Settings | None = None, spark=None) -> FeatureResult:
+    """Build the features for ``day`` into a staged folder and the typed raw partition.
+
+    Returns the staged features URI; :func:`publish_features` makes it visible.
+    """
+    from pyspark.sql import functions as F
+
+    settings = settings or Settings.from_env()
+    store = Store(settings)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    drop = find_drop(day, settings)  # raises DropMissing when absent
+    try:
+        prev = find_drop(day - timedelta(days=1), settings)
+    except DropMissing:
+        prev = None
+    own_session = spark is None
+    if own_session:
+        from tasks.spark import spark_session
+
+        spark = spark_session(settings, f"flightline-features-{day.isoformat()}")
+    timings["spark_start"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+
+    flights = _read_csv(spark, _local_path(drop.flights_uri), FLIGHT_COLUMNS).withColumn(
+        "is_today", F.lit(True)
+    )
+    weather = _read_csv(spark, _local_path(drop.weather_uri), WEATHER_COLUMNS)
+    if prev is not None:
+        flights = flights.unionByName(
+            _read_csv(spark, _local_path(prev.flights_uri), FLIGHT_COLUMNS).withColumn(
+                "is_today", F.lit(False)
+            )
+        )
+        weather = weather.unionByName(_read_csv(spark, _local_path(prev.weather_uri), WEATHER_COLUMNS))
+    planes = _read_csv(spark, _local_path(reference_uri("planes", settings)), PLANE_COLUMNS)
+
+    f, out, today = feature_frame(flights, weather, planes)
     counts_row = today.agg(
         F.count("*").alias("rows_in"),
         F.sum(F.col("cancelled").cast("int")).alias("cancelled"),
