@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plugins"))  # what Airflow does for DAG files
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+logging.getLogger("py4j").setLevel(logging.WARNING)  # no chatter at interpreter exit
 
 from tasks.settings import Settings  # noqa: E402
 
