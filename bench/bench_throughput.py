@@ -45,7 +45,12 @@ def main() -> None:
         for name in ("flights", "weather"):
             header, body = _read_source_csv(name)
             (src / f"{name}.csv").write_bytes(_to_csv(header, body))
+        os.environ.setdefault("FLIGHTLINE_SPARK_DRIVER_MEMORY", "8g")
         spark = spark_session(settings, "bench-throughput")
+        # At 10M rows the fid joins are large on both sides: sort-merge, never broadcast.
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+        spark.conf.set("spark.sql.adaptive.autoBroadcastJoinThreshold", "-1")
+        spark.conf.set("spark.sql.shuffle.partitions", "16")
         flights = _read_csv(spark, str(src / "flights.csv"), FLIGHT_COLUMNS)
         big = flights.crossJoin(spark.range(REPLICAS).withColumnRenamed("id", "rep")).withColumn(
             "flight", F.col("flight") + F.col("rep").cast("int") * 10000).drop("rep")
