@@ -34,8 +34,10 @@ def airflow(*args: str, env: dict, check: bool = True) -> str:
 
 def runs(env: dict) -> list[dict]:
     text = airflow("dags", "list-runs", "flightline_daily", "-o", "json", env=env)
-    start = text.find("[")
-    return json.loads(text[start:]) if start >= 0 else []
+    for line in text.splitlines():  # log lines may precede the JSON document
+        if line.startswith("[{") or line.strip() == "[]":
+            return json.loads(line)
+    return []
 
 
 def digest(root: Path) -> str:
@@ -48,7 +50,7 @@ def digest(root: Path) -> str:
 
 def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="flightline-backfill-"))
-    env = dict(os.environ, FLIGHTLINE_DATA_ROOT=str(data),
+    env = dict(os.environ, FLIGHTLINE_DATA_ROOT=str(data), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
                AIRFLOW_HOME=os.environ.get("AIRFLOW_HOME", str(ROOT / ".airflow")))
     # Baseline: one day through `airflow dags test`.
     t = time.perf_counter()

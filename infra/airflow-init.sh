@@ -6,7 +6,12 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export AIRFLOW_HOME=${AIRFLOW_HOME:-$ROOT/.airflow}
 mkdir -p "$AIRFLOW_HOME"
-sed "s#@ROOT@#$ROOT#g" infra/airflow.cfg.in > "$AIRFLOW_HOME/airflow.cfg.new"
+# Secrets are generated once per Airflow home and kept (0600) beside the config.
+for name in jwt_secret api_secret; do
+  [[ -s $AIRFLOW_HOME/.$name ]] || (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(64))' > "$AIRFLOW_HOME/.$name")
+done
+(umask 077; sed -e "s#@ROOT@#$ROOT#g" -e "s#@JWT_SECRET@#$(cat "$AIRFLOW_HOME/.jwt_secret")#" \
+    -e "s#@API_SECRET@#$(cat "$AIRFLOW_HOME/.api_secret")#" infra/airflow.cfg.in > "$AIRFLOW_HOME/airflow.cfg.new")
 mv "$AIRFLOW_HOME/airflow.cfg.new" "$AIRFLOW_HOME/airflow.cfg"
 "$ROOT/.venv/bin/airflow" db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1 || {
   tail -30 "$AIRFLOW_HOME/db-migrate.log" >&2; echo "airflow-init: db migrate failed" >&2; exit 1; }
