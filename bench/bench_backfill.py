@@ -78,7 +78,7 @@ def main() -> None:
         airflow("backfill", "create", "--dag-id", "flightline_daily", "--from-date", FIRST,
                 "--to-date", LAST, "--max-active-runs", "2", env=env)
         while True:
-            rs = [r for r in runs(env) if r.get("run_type") == "backfill"]
+            rs = [r for r in runs(env) if r["run_id"].startswith("backfill__")]
             done = [r for r in rs if r["state"] in ("success", "failed")]
             if rs and len(done) == len(rs):
                 break
@@ -89,7 +89,7 @@ def main() -> None:
         airflow("backfill", "create", "--dag-id", "flightline_daily", "--from-date", FIRST,
                 "--to-date", LAST, "--reprocess-behavior", "none", env=env, check=False)
         time.sleep(20)
-        again = [r for r in runs(env) if r.get("run_type") == "backfill"]
+        again = [r for r in runs(env) if r["run_id"].startswith("backfill__")]
         print(f"30-day backfill ({FIRST}..{LAST}, max 2 active runs, parallelism 4, 2 cores)")
         print(f"  one day via dags test (baseline)   {one_day:7.1f} s   1.0x")
         print(f"  30 days via backfill               {wall:7.1f} s   {wall / one_day:.1f}x one day "
