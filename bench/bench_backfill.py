@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-FIRST, LAST = "2013-02-01", "2013-03-02"  # 30 days
+FIRST, LAST = "2013-02-01", "2013-03-03"  # run_after dates: 30 runs, logical dates 02-01..03-02
 
 
 def airflow(*args: str, env: dict, check: bool = True) -> str:

@@ -63,13 +63,20 @@ def _run_settings(args: argparse.Namespace, settings: Settings):
 def _args_land(p: argparse.ArgumentParser) -> None:
     p.add_argument("--date", type=iso_date, required=True, help="logical date YYYY-MM-DD")
     p.add_argument("--overwrite", action="store_true", help="replace an existing drop")
+    p.add_argument("--to", type=iso_date, default=None, help="land every day up to this one too")
 
 
 @command("land", "serve the demo drop for one logical date into landing/")(_args_land)
 def _run_land(args: argparse.Namespace, settings: Settings):
     from tasks.landing import land_day
 
-    return land_day(args.date, settings, overwrite=args.overwrite)
+    if args.to is None:
+        return land_day(args.date, settings, overwrite=args.overwrite)
+    if args.to < args.date:
+        raise ValueError(f"--to {args.to} is before --date {args.date}")
+    days = [args.date.fromordinal(o) for o in range(args.date.toordinal(), args.to.toordinal() + 1)]
+    drops = [land_day(d, settings, overwrite=args.overwrite) for d in days]
+    return {"landed": len(drops), "flights": sum(d.flights for d in drops)}
 
 
 def _args_find_drop(p: argparse.ArgumentParser) -> None:
@@ -130,6 +137,20 @@ def _run_features(args: argparse.Namespace, settings: Settings):
     from tasks.pipeline import run_day
 
     return run_day(args.date, settings)
+
+
+def _args_range(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="first", type=iso_date, required=True)
+    p.add_argument("--to", dest="last", type=iso_date, required=True)
+
+
+@command("features-range", "build, gate and publish many days in one Spark job (history)")(
+    _args_range
+)
+def _run_features_range(args: argparse.Namespace, settings: Settings):
+    from tasks.features import build_features_range
+
+    return build_features_range(args.first, args.last, settings)
 
 
 # ------------------------------------------------------------------------------ entry point

@@ -129,8 +129,10 @@ def _local_path(uri: str) -> str:
 def feature_frame(flights, weather, planes):
     """The features as a Spark DataFrame, plus the day's typed flights.
 
-    ``flights`` carries ``is_today`` (look-back rows are False); ``weather`` and ``planes`` are
-    the typed source frames. Pure DataFrame logic: reused by the throughput benchmark.
+    ``flights`` carries ``batch_day`` (the day being built) and ``is_today`` (False for that
+    day's look-back rows from the day before); every window is partitioned by ``batch_day``, so
+    building many days in one job gives exactly the rows daily runs give. ``weather`` and
+    ``planes`` are the typed source frames. Pure DataFrame logic: reused by the throughput benchmark.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -164,17 +166,17 @@ def feature_frame(flights, weather, planes):
 
     # --- origin congestion: departures that actually left before the scheduled departure
     events = f.where(F.col("dep_actual_s").isNotNull() & ~F.col("impossible")).select(
-        "origin",
+        "batch_day", "origin",
         F.col("dep_actual_s").alias("ts"),
         F.col("dep_delay").alias("ev_delay"),
         (F.col("dep_delay") >= 15).cast("int").alias("ev_late"),
         F.lit(None).cast("long").alias("fid"),
     )
     queries = f.where("is_today").select(
-        "origin", F.col("sched_dep_s").alias("ts"),
+        "batch_day", "origin", F.col("sched_dep_s").alias("ts"),
         F.lit(None).cast("double").alias("ev_delay"), F.lit(None).cast("int").alias("ev_late"), "fid",
     )
-    w3h = Window.partitionBy("origin").orderBy("ts").rangeBetween(-3 * 3600, -1)
+    w3h = Window.partitionBy("batch_day", "origin").orderBy("ts").rangeBetween(-3 * 3600, -1)
     origin_feats = (
         events.unionByName(queries)
         .withColumn("origin_departures_3h", F.count("ev_delay").over(w3h))
@@ -185,25 +187,25 @@ def feature_frame(flights, weather, planes):
     )
 
     # --- schedule density (the schedule is published in advance)
-    w_sched = Window.partitionBy("origin").orderBy("sched_dep_s").rangeBetween(-1800, 1800)
+    w_sched = Window.partitionBy("batch_day", "origin").orderBy("sched_dep_s").rangeBetween(-1800, 1800)
     sched_feats = f.withColumn("origin_sched_flights_1h", F.count("*").over(w_sched)).select(
         "fid", "origin_sched_flights_1h"
     )
 
     # --- arrivals known before the scheduled departure: carrier on-time, destination delays
     arr_events = f.where(F.col("arr_known_s").isNotNull() & F.col("late15").isNotNull()).select(
-        "carrier", "dest", F.col("arr_known_s").alias("ts"),
+        "batch_day", "carrier", "dest", F.col("arr_known_s").alias("ts"),
         F.col("late15").alias("ev_late"), F.col("arr_delay").alias("ev_arr_delay"),
         F.lit(None).cast("long").alias("fid"),
     )
     arr_queries = f.where("is_today").select(
-        "carrier", "dest", F.col("sched_dep_s").alias("ts"),
+        "batch_day", "carrier", "dest", F.col("sched_dep_s").alias("ts"),
         F.lit(None).cast("int").alias("ev_late"), F.lit(None).cast("double").alias("ev_arr_delay"),
         "fid",
     )
     arr_all = arr_events.unionByName(arr_queries)
-    w_car = Window.partitionBy("carrier").orderBy("ts").rangeBetween(-6 * 3600, -1)
-    w_dest = Window.partitionBy("dest").orderBy("ts").rangeBetween(-6 * 3600, -1)
+    w_car = Window.partitionBy("batch_day", "carrier").orderBy("ts").rangeBetween(-6 * 3600, -1)
+    w_dest = Window.partitionBy("batch_day", "dest").orderBy("ts").rangeBetween(-6 * 3600, -1)
     arr_feats = (
         arr_all.withColumn("carrier_late_arr_share_6h", F.avg("ev_late").over(w_car))
         .withColumn("carrier_arrivals_6h", F.count("ev_late").over(w_car))
@@ -213,7 +215,7 @@ def feature_frame(flights, weather, planes):
     )
 
     # --- the same plane's previous leg, its outcomes only once they were known
-    w_plane = Window.partitionBy("tailnum").orderBy("sched_dep_s", "fid")
+    w_plane = Window.partitionBy("batch_day", "tailnum").orderBy("sched_dep_s", "fid")
     s = F.col("sched_dep_s")
     plane_feats = (
         f.where(F.col("tailnum").isNotNull())
@@ -280,7 +282,7 @@ def feature_frame(flights, weather, planes):
         .withColumn("origin_departures_3h", F.coalesce("origin_departures_3h", F.lit(0)))
         .withColumn("carrier_arrivals_6h", F.coalesce("carrier_arrivals_6h", F.lit(0)))
         .withColumn(LABEL, F.col("late15"))
-        .select(*FEATURE_COLUMNS)
+        .select(*FEATURE_COLUMNS, "batch_day")
         .orderBy("sched_dep_utc", "carrier", "flight", "origin")
     )
 
@@ -313,13 +315,13 @@ def build_features(day: date, settings: Settings | None = None, spark=None) -> F
 
     flights = _read_csv(spark, _local_path(drop.flights_uri), FLIGHT_COLUMNS).withColumn(
         "is_today", F.lit(True)
-    )
+    ).withColumn("batch_day", F.lit(day.isoformat()))
     weather = _read_csv(spark, _local_path(drop.weather_uri), WEATHER_COLUMNS)
     if prev is not None:
         flights = flights.unionByName(
             _read_csv(spark, _local_path(prev.flights_uri), FLIGHT_COLUMNS).withColumn(
                 "is_today", F.lit(False)
-            )
+            ).withColumn("batch_day", F.lit(day.isoformat()))
         )
         weather = weather.unionByName(_read_csv(spark, _local_path(prev.weather_uri), WEATHER_COLUMNS))
     planes = _read_csv(spark, _local_path(reference_uri("planes", settings)), PLANE_COLUMNS)
@@ -341,9 +343,9 @@ def build_features(day: date, settings: Settings | None = None, spark=None) -> F
     for final in (features_final, raw_final):  # leftovers of a run killed mid-write
         store.clean_staging(final)
     stage = store.staging_dir(features_final)
-    out.coalesce(1).write.mode("overwrite").parquet(str(stage / "data"))
+    out.drop("batch_day").coalesce(1).write.mode("overwrite").parquet(str(stage / "data"))
     raw_stage = store.staging_dir(raw_final)
-    today.where(F.lit(True)).select(*[c for c, _ in FLIGHT_COLUMNS]).coalesce(1).write.mode(
+    today.select(*[c for c, _ in FLIGHT_COLUMNS]).coalesce(1).write.mode(
         "overwrite"
     ).parquet(str(raw_stage / "flights"))
     weather.where(
@@ -419,3 +421,91 @@ def read_features(days: list[date], settings: Settings | None = None):
     if not frames:
         raise ValueError(f"no published feature partitions among {len(days)} requested days")
     return pd.concat(frames, ignore_index=True)
+
+
+def build_features_range(
+    first: date, last: date, settings: Settings | None = None, spark=None
+) -> dict:
+    """Build, gate and publish every day in ``[first, last]`` in one Spark job.
+
+    The fast path for bootstrapping history (training needs months of partitions): each day's
+    look-back rows are duplicated under that day's ``batch_day``, so every partition equals what
+    the daily DAG would publish for it. Each day is validated by the features gate before it is
+    published; a day that fails is quarantined and reported, the others are published.
+    """
+    import shutil
+
+    from pyspark.sql import functions as F
+
+    from tasks.quality import QualityGateFailed, gate_features
+
+    settings = settings or Settings.from_env()
+    store = Store(settings)
+    if last < first:
+        raise ValueError(f"range end {last} is before its start {first}")
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    drops, missing = {}, []
+    for d in [first - timedelta(days=1), *days]:
+        try:
+            drops[d] = find_drop(d, settings)
+        except DropMissing:
+            if d >= first:
+                missing.append(d.isoformat())
+    if missing:
+        raise DropMissing(first, settings.zone("landing"), f"no drop for {', '.join(missing)}")
+    t0 = time.perf_counter()
+    own_session = spark is None
+    if own_session:
+        from tasks.spark import spark_session
+
+        spark = spark_session(settings, f"flightline-features-{first}-{last}")
+    flights = _read_csv(spark, [_local_path(x.flights_uri) for x in drops.values()], FLIGHT_COLUMNS)
+    flights = flights.withColumn(
+        "drop_day", F.to_date(F.regexp_extract(F.input_file_name(), r"dt=(\d{4}-\d{2}-\d{2})", 1))
+    )
+    today = flights.where(F.col("drop_day") >= F.lit(first.isoformat()).cast("date")).select(
+        *[c for c, _ in FLIGHT_COLUMNS], F.lit(True).alias("is_today"),
+        F.col("drop_day").cast("string").alias("batch_day"))
+    history = flights.where(F.col("drop_day") < F.lit(last.isoformat()).cast("date")).select(
+        *[c for c, _ in FLIGHT_COLUMNS], F.lit(False).alias("is_today"),
+        F.date_add("drop_day", 1).cast("string").alias("batch_day"))
+    weather = _read_csv(spark, [_local_path(x.weather_uri) for x in drops.values()], WEATHER_COLUMNS)
+    planes = _read_csv(spark, _local_path(reference_uri("planes", settings)), PLANE_COLUMNS)
+    f, out, _ = feature_frame(today.unionByName(history), weather, planes)
+    root = Path(store.staging_dir(settings.partition("features", first) + "-range"))
+    out.repartition("batch_day").sortWithinPartitions(
+        "sched_dep_utc", "carrier", "flight", "origin"
+    ).write.partitionBy("batch_day").parquet(str(root / "features"))
+    today.repartition("batch_day").write.partitionBy("batch_day").parquet(str(root / "raw"))
+    spark_seconds = time.perf_counter() - t0
+    f.unpersist()
+    if own_session:
+        spark.stop()
+
+    published, failed, rows = [], {}, 0
+    for d in days:
+        src = root / "features" / f"batch_day={d.isoformat()}"
+        final = settings.partition("features", d)
+        store.clean_staging(final)
+        stage = store.staging_dir(final)
+        shutil.move(str(src), stage / "data")
+        _drop_crc(stage)
+        n = _count_parquet_rows(stage / "data")
+        (stage / "_manifest.json").write_text(json.dumps(
+            {"day": d.isoformat(), "rows": n, "history_days": 1 if (d - timedelta(days=1)) in drops else 0,
+             "columns": FEATURE_COLUMNS, "built_by": "build_features_range"}, indent=2))
+        try:
+            gate_features(d, str(stage), settings)
+        except QualityGateFailed as exc:
+            failed[d.isoformat()] = str(exc)
+            continue
+        raw_stage = store.staging_dir(settings.partition("raw", d))
+        shutil.move(str(root / "raw" / f"batch_day={d.isoformat()}"), raw_stage / "flights")
+        _drop_crc(raw_stage)
+        store.publish_folder(raw_stage, settings.partition("raw", d))
+        published.append(store.publish_folder(stage, final))
+        rows += n
+    shutil.rmtree(root, ignore_errors=True)
+    return {"first": first.isoformat(), "last": last.isoformat(), "published": len(published),
+            "rows": rows, "failed": failed, "seconds": {"spark": round(spark_seconds, 2),
+                                                        "total": round(time.perf_counter() - t0, 2)}}

@@ -22,7 +22,7 @@ DATASETS = {
         "date_columns": {"year": "year", "month": "month", "day": "day"},
         "text_sets": ["carrier", "origin"],
         "regex": {"dest": "^[A-Z]{3}$", "time_hour": r"^\d{4}-\d{2}-\d{2}T\d{2}:00:00Z$",
-                  "tailnum": "^N[0-9A-Z]{1,5}$"},
+                  "tailnum": "^[A-Z0-9-]{2,7}$"},
         "warning_ranges": [],
     },
     "raw_weather": {

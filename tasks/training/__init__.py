@@ -1,0 +1,1 @@
+"""Training: data windows, trainers (XGBoost, Horovod PyTorch), evaluation, registry, gate."""

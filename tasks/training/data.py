@@ -1,0 +1,86 @@
+"""Training data: a trailing window of published feature partitions, split by date.
+
+Never a random split: same-day rows share weather and congestion, so a random split leaks
+(0.806 vs 0.679 ROC AUC on the same rows). Test is the most recent days, validation the days
+before them, train the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+
+from tasks.features import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
+from tasks.settings import Settings
+from tasks.storage import Store
+
+FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+
+
+@dataclass
+class Split:
+    train_days: list[str]
+    valid_days: list[str]
+    test_days: list[str]
+    partitions: list[str] = field(default_factory=list)  # lineage: the exact partitions used
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def available_days(settings: Settings, end: date, window_days: int) -> list[date]:
+    """Published (committed) feature days in ``(end - window_days, end]``."""
+    store = Store(settings)
+    days = []
+    for i in range(window_days):
+        d = end - timedelta(days=i)
+        if store.is_committed(settings.partition("features", d)):
+            days.append(d)
+    return sorted(days)
+
+
+def split_days(days: list[date], valid_frac: float = 0.15, test_frac: float = 0.15) -> tuple:
+    """Chronological split of days into train / validation / test (each at least one day)."""
+    if len(days) < 3:
+        raise ValueError(
+            f"need at least 3 published feature days to train (train/validation/test), "
+            f"found {len(days)}"
+        )
+    days = sorted(days)
+    n_test = max(1, round(len(days) * test_frac))
+    n_valid = max(1, round(len(days) * valid_frac))
+    n_train = len(days) - n_test - n_valid
+    if n_train < 1:
+        n_train, n_valid = 1, len(days) - n_test - 1
+    return days[:n_train], days[n_train : n_train + n_valid], days[n_train + n_valid :]
+
+
+def load_window(end: date, window_days: int, settings: Settings | None = None):
+    """The window's frames: (train, valid, test, Split)."""
+    from tasks.features import read_features
+
+    settings = settings or Settings.from_env()
+    days = available_days(settings, end, window_days)
+    train, valid, test = split_days(days)
+    split = Split(
+        train_days=[d.isoformat() for d in train],
+        valid_days=[d.isoformat() for d in valid],
+        test_days=[d.isoformat() for d in test],
+        partitions=[settings.partition("features", d) for d in days],
+    )
+    return read_features(train, settings), read_features(valid, settings), read_features(test, settings), split
+
+
+def xy(df, categories: dict[str, list[str]] | None = None):
+    """Model matrix: numeric features as float32, categoricals as pandas ``category`` with a
+    fixed category list (from training), so every split and the served model agree on codes."""
+    import pandas as pd
+
+    X = df[FEATURES].copy()
+    for c in NUMERIC_FEATURES:
+        X[c] = pd.to_numeric(X[c], errors="coerce").astype("float32")
+    cats = categories or {c: sorted(map(str, df[c].dropna().unique())) for c in CATEGORICAL_FEATURES}
+    for c in CATEGORICAL_FEATURES:
+        X[c] = pd.Categorical(X[c].astype("object").where(X[c].notna(), None), categories=cats[c])
+    y = df[LABEL].astype("int8").to_numpy() if LABEL in df else None
+    return X, y, cats

@@ -1,0 +1,122 @@
+"""XGBoost trainer: hist on CPU, ``device="cuda"`` on a GPU; early stopping on validation.
+
+Categoricals use XGBoost's native categorical splits (``enable_categorical``) rather than
+one-hot columns: on one year of features it trains faster for the same AUC
+(``bench/bench_training.py`` measures both). The model is saved in XGBoost's UBJSON format
+with its category lists beside it as JSON: no pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+DEFAULT_PARAMS = {
+    "objective": "binary:logistic",
+    "eval_metric": ["logloss", "auc"],
+    "tree_method": "hist",
+    "max_depth": 7,
+    "learning_rate": 0.06,
+    "subsample": 0.85,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 5,
+    "reg_lambda": 2.0,
+    "max_cat_to_onehot": 1,
+    "max_bin": 256,
+}
+MAX_ROUNDS = 2000
+EARLY_STOPPING = 60
+
+
+def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
+          time_budget_s: float | None = None, categorical: str = "native"):
+    """Fit on train, early-stop on valid. Returns (booster, categories, info)."""
+    import xgboost as xgb
+
+    from tasks.training.data import xy
+
+    X, y, cats = xy(train_df)
+    Xv, yv, _ = xy(valid_df, cats)
+    if categorical == "onehot":
+        X, Xv = _onehot(X, cats), _onehot(Xv, cats)
+    p = {**DEFAULT_PARAMS, **(params or {}), "device": "cuda" if gpu else "cpu"}
+    dtrain = xgb.QuantileDMatrix(X, y, enable_categorical=True, max_bin=p["max_bin"])
+    dvalid = xgb.QuantileDMatrix(Xv, yv, enable_categorical=True, ref=dtrain)
+    callbacks = [xgb.callback.EarlyStopping(rounds=EARLY_STOPPING, metric_name="logloss",
+                                            data_name="valid", save_best=True)]
+    if time_budget_s:
+        callbacks.append(_TimeBudget(time_budget_s))
+    t = time.perf_counter()
+    evals: dict = {}
+    booster = xgb.train(p, dtrain, num_boost_round=MAX_ROUNDS, evals=[(dvalid, "valid")],
+                        callbacks=callbacks, evals_result=evals, verbose_eval=False)
+    seconds = time.perf_counter() - t
+    info = {
+        "trainer": "xgboost",
+        "params": {k: v for k, v in p.items()},
+        "best_iteration": int(booster.best_iteration),
+        "rounds": int(booster.num_boosted_rounds()),
+        "train_seconds": round(seconds, 3),
+        "categorical": categorical,
+        "rows": {"train": int(len(y)), "valid": int(len(yv))},
+    }
+    return booster, cats, info
+
+
+def _onehot(X, cats):
+    import pandas as pd
+
+    out = pd.get_dummies(X, columns=list(cats), dummy_na=False, dtype="float32")
+    return out
+
+
+class _TimeBudget:
+    def __new__(cls, seconds: float):
+        import xgboost as xgb
+
+        class TimeBudget(xgb.callback.TrainingCallback):
+            def before_training(self, model):
+                self.start = time.perf_counter()
+                return model
+
+            def after_iteration(self, model, epoch, evals_log) -> bool:
+                return time.perf_counter() - self.start > seconds
+
+        return TimeBudget()
+
+
+def save(booster, cats: dict, folder: Path) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    booster.save_model(folder / "model.ubj")
+    (folder / "categories.json").write_text(json.dumps(cats, indent=1))
+    return ["model.ubj", "categories.json"]
+
+
+class XGBModel:
+    """A saved XGBoost model, loaded without pickle."""
+
+    family = "xgboost"
+
+    def __init__(self, folder: Path):
+        import xgboost as xgb
+
+        self.booster = xgb.Booster()
+        self.booster.load_model(Path(folder) / "model.ubj")
+        self.booster.set_param({"device": "cpu"})
+        self.cats = json.loads((Path(folder) / "categories.json").read_text())
+
+    def predict_proba(self, df):
+        import xgboost as xgb
+
+        from tasks.training.data import xy
+
+        X, _, _ = xy(df, self.cats)
+        best = self.booster.attr("best_iteration")
+        rng = (0, int(best) + 1) if best is not None else (0, 0)
+        return self.booster.predict(xgb.DMatrix(X, enable_categorical=True), iteration_range=rng)
+
+    def importance(self) -> dict[str, float]:
+        gain = self.booster.get_score(importance_type="total_gain")
+        total = sum(gain.values()) or 1.0
+        return {k: round(v / total, 5) for k, v in sorted(gain.items(), key=lambda kv: -kv[1])}
