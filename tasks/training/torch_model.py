@@ -1,0 +1,125 @@
+"""The PyTorch tabular model: embeddings for categoricals, an MLP over standardised numerics.
+
+Weights, optimiser state and preprocessing are saved as NumPy ``.npz`` (``allow_pickle=False``)
+plus JSON, never with ``torch.save``/pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tasks.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+
+
+def prepare(df, prep: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+    """(numeric float32 [n, 2*k] with missing indicators, categorical codes int64, y, prep)."""
+    import pandas as pd
+
+    if prep is None:
+        num = df[NUMERIC_FEATURES].apply(pd.to_numeric, errors="coerce").astype("float64")
+        prep = {
+            "mean": num.mean().fillna(0).tolist(),
+            "std": num.std().replace(0, 1).fillna(1).tolist(),
+            "categories": {c: sorted(map(str, df[c].dropna().unique())) for c in CATEGORICAL_FEATURES},
+        }
+    num = df[NUMERIC_FEATURES].apply(pd.to_numeric, errors="coerce").to_numpy("float64")
+    missing = np.isnan(num)
+    num = (num - np.array(prep["mean"])) / np.array(prep["std"])
+    num[missing] = 0.0
+    x_num = np.concatenate([num, missing.astype("float64")], axis=1).astype("float32")
+    codes = []
+    for c in CATEGORICAL_FEATURES:
+        index = {v: i + 1 for i, v in enumerate(prep["categories"][c])}  # 0 = missing/unknown
+        codes.append(df[c].map(lambda v, index=index: index.get(str(v), 0) if v is not None else 0)
+                     .fillna(0).to_numpy("int64"))
+    x_cat = np.stack(codes, axis=1)
+    y = df["label_late15"].to_numpy("float32") if "label_late15" in df else None
+    return x_num, x_cat, y, prep
+
+
+def build(prep: dict, hidden: tuple[int, ...] = (128, 64), dropout: float = 0.1):
+    import torch
+    from torch import nn
+
+    class TabularNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            sizes = [len(prep["categories"][c]) + 1 for c in CATEGORICAL_FEATURES]
+            self.embeddings = nn.ModuleList(
+                nn.Embedding(n, min(16, (n + 1) // 2 + 1)) for n in sizes)
+            width = 2 * len(NUMERIC_FEATURES) + sum(e.embedding_dim for e in self.embeddings)
+            layers: list[nn.Module] = []
+            for h in hidden:
+                layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+                width = h
+            layers.append(nn.Linear(width, 1))
+            self.mlp = nn.Sequential(*layers)
+
+        def forward(self, x_num, x_cat):
+            emb = [e(x_cat[:, i]) for i, e in enumerate(self.embeddings)]
+            return self.mlp(torch.cat([x_num, *emb], dim=1)).squeeze(1)
+
+    return TabularNet()
+
+
+def state_to_npz(model, path: Path, optimizer=None, extra: dict | None = None) -> None:
+    """Weights (and optimiser state) as plain arrays; scalars and structure as JSON inside."""
+    arrays = {f"model/{k}": v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    meta = dict(extra or {})
+    if optimizer is not None:
+        sd = optimizer.state_dict()
+        meta["param_groups"] = sd["param_groups"]
+        for idx, st in sd["state"].items():
+            for name, val in st.items():
+                arrays[f"opt/{idx}/{name}"] = val.detach().cpu().numpy() if hasattr(val, "detach") else np.asarray(val)
+    arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_npz(path: Path, model, optimizer=None) -> dict:
+    import torch
+
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(bytes(z["meta_json"]).decode())
+        model.load_state_dict({k[len("model/"):]: torch.from_numpy(z[k].copy())
+                               for k in z.files if k.startswith("model/")})
+        if optimizer is not None and "param_groups" in meta:
+            state: dict = {}
+            for k in z.files:
+                if k.startswith("opt/"):
+                    _, idx, name = k.split("/", 2)
+                    state.setdefault(int(idx), {})[name] = torch.from_numpy(z[k].copy())
+            optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return meta
+
+
+class TorchModel:
+    """A saved Horovod/PyTorch model, loaded without pickle."""
+
+    family = "torch-horovod"
+
+    def __init__(self, folder: Path):
+        import torch
+
+        folder = Path(folder)
+        self.prep = json.loads((folder / "prep.json").read_text())
+        cfg = json.loads((folder / "model.json").read_text())
+        self.net = build(self.prep, tuple(cfg["hidden"]), cfg["dropout"])
+        load_npz(folder / "weights.npz", self.net)
+        self.net.eval()
+        self._torch = torch
+
+    def predict_proba(self, df) -> np.ndarray:
+        x_num, x_cat, _, _ = prepare(df, self.prep)
+        torch = self._torch
+        with torch.no_grad():
+            out = []
+            for i in range(0, len(x_num), 65536):
+                logits = self.net(torch.from_numpy(x_num[i:i + 65536]), torch.from_numpy(x_cat[i:i + 65536]))
+                out.append(torch.sigmoid(logits).numpy())
+        return np.concatenate(out) if out else np.zeros(0)

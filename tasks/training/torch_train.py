@@ -1,0 +1,74 @@
+"""Launch Horovod training of the tabular model and collect its result."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULTS = {"epochs": 6, "batch_size": 512, "lr": 1e-3, "seed": 13, "hidden": [128, 64],
+            "dropout": 0.1}
+
+
+class TrainingFailed(RuntimeError):
+    pass
+
+
+def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, workers: int = 1,
+          gpu: bool = False, time_budget_s: float | None = None, **overrides) -> tuple[Path, dict]:
+    """Train with ``workers`` Horovod processes; returns (model folder, info).
+
+    Re-running with the same ``checkpoint_uri`` resumes from its last completed epoch.
+    """
+    from tasks.training.torch_model import prepare
+
+    if not 1 <= workers <= 64:
+        raise ValueError(f"horovod workers must be between 1 and 64, got {workers}")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    xn, xc, y, prep = prepare(train_df)
+    vn, vc, vy, _ = prepare(valid_df, prep)
+    np.savez(workdir / "data.npz", train_num=xn, train_cat=xc, train_y=y,
+             valid_num=vn, valid_cat=vc, valid_y=vy)
+    (workdir / "prep.json").write_text(json.dumps(prep))
+    model_dir = workdir / "model"
+    cfg = {**DEFAULTS, **overrides, "data": str(workdir / "data.npz"), "prep": str(workdir / "prep.json"),
+           "checkpoint_uri": checkpoint_uri, "out_dir": str(model_dir), "gpu": gpu,
+           "threads_per_worker": max(1, (os.cpu_count() or 1) // workers)}
+    (workdir / "config.json").write_text(json.dumps(cfg, indent=1))
+    cmd = [sys.executable, "-m", "tasks.training.hvd_train", "--config", str(workdir / "config.json")]
+    if workers > 1:
+        horovodrun = shutil.which("horovodrun", path=str(Path(sys.executable).parent)) or "horovodrun"
+        cmd = [horovodrun, "-np", str(workers), "-H", f"localhost:{workers}", "--gloo", *cmd]
+    env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads_per_worker"]))
+    t = time.perf_counter()
+    with open(workdir / "train.log", "a") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                              timeout=time_budget_s)
+    seconds = time.perf_counter() - t
+    if proc.returncode != 0:
+        tail = (workdir / "train.log").read_text()[-3000:]
+        raise TrainingFailed(f"horovod training exited {proc.returncode}; log tail:\n{tail}")
+    result = json.loads((model_dir / "result.json").read_text())
+    (model_dir / "prep.json").write_text(json.dumps(prep))
+    (model_dir / "model.json").write_text(json.dumps({"hidden": cfg["hidden"], "dropout": cfg["dropout"]}))
+    last = result["history"][-1] if result["history"] else {}
+    info = {
+        "trainer": "torch-horovod",
+        "params": {k: cfg[k] for k in DEFAULTS},
+        "workers": workers,
+        "best_epoch": result["best"]["epoch"],
+        "resumed_from": result["resumed_from"],
+        "samples_per_s": last.get("samples_per_s"),
+        "history": result["history"],
+        "train_seconds": round(seconds, 3),
+        "device": result["device"],
+        "rows": {"train": int(len(y)), "valid": int(len(vy))},
+    }
+    return model_dir, info
