@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import date
@@ -151,6 +152,52 @@ def _run_features_range(args: argparse.Namespace, settings: Settings):
     from tasks.features import build_features_range
 
     return build_features_range(args.first, args.last, settings)
+
+
+def _args_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--end", type=iso_date, required=True, help="last day of the window")
+    p.add_argument("--window-days", type=int, default=90)
+    p.add_argument("--family", choices=["xgboost", "torch-horovod", "both"], default="xgboost")
+    p.add_argument("--workers", type=int, default=2, help="Horovod worker processes")
+    p.add_argument("--gpu", choices=["auto", "on", "off"], default="auto")
+    p.add_argument("--force-promote", action="store_true")
+    p.add_argument("--margin", type=float, default=0.002, help="ROC AUC the challenger must gain")
+    p.add_argument("--epochs", type=int, default=None, help="Horovod epochs")
+
+
+@command("train", "train on a window of features, register, and gate the champion")(_args_train)
+def _run_train(args: argparse.Namespace, settings: Settings):
+    from tasks.training.steps import gate, prepare_split, train_candidate
+
+    split = prepare_split(args.end, args.window_days, settings)
+    families = ["xgboost", "torch-horovod"] if args.family == "both" else [args.family]
+    extra = {"epochs": args.epochs} if args.epochs else {}
+    cands = [
+        train_candidate(f, split, run_key=f"cli-{time.strftime('%Y%m%dT%H%M%S')}-{f}",
+                        workers=args.workers,
+                        gpu=args.gpu, settings=settings, **(extra if f != "xgboost" else {}))
+        for f in families
+    ]
+    return {"split": {k: v for k, v in split.items() if k != "partitions"}, "candidates": cands,
+            "gate": gate(cands, margin=args.margin, force=args.force_promote, settings=settings)}
+
+
+def _args_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["list", "show", "champion"])
+    p.add_argument("version", nargs="?", help="for show")
+
+
+@command("models", "the model registry: list versions, show one, or the champion")(_args_models)
+def _run_models(args: argparse.Namespace, settings: Settings):
+    from tasks.training import registry
+
+    if args.action == "list":
+        return registry.versions(settings)
+    if args.action == "champion":
+        return registry.champion(settings)
+    if not args.version:
+        raise ValueError("models show needs a VERSION (see: flightline models list)")
+    return registry.show(args.version, settings)
 
 
 # ------------------------------------------------------------------------------ entry point

@@ -1,0 +1,119 @@
+"""Model registry in the model store (the data root's ``models/`` zone, local or S3).
+
+Layout::
+
+    models/registry/versions/<version>/   model files, metrics.json, card.json, plots, importance
+    models/registry/champion.json         the alias: which version serves, and why it moved
+
+Versions are named ``v<UTC timestamp>-<family>``: sortable, unique without a lock. A version
+folder is published atomically (staged, then renamed or committed with ``_SUCCESS``); the
+``champion`` alias is one object rewritten atomically, and moves only through the gate.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tasks.settings import Settings
+from tasks.storage import Store, join
+
+
+class RegistryError(LookupError):
+    pass
+
+
+def _root(settings: Settings) -> str:
+    return join(settings.zone("models"), "registry")
+
+
+def new_version(family: str) -> str:
+    return f"v{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{family}"
+
+
+def register(folder: Path, card: dict, settings: Settings | None = None) -> str:
+    """Publish a finished local model folder (with metrics.json) as a new version."""
+    settings = settings or Settings.from_env()
+    store = Store(settings)
+    version = card["version"]
+    (Path(folder) / "card.json").write_text(json.dumps(card, indent=1, default=str))
+    uri = join(_root(settings), "versions", version)
+    if store.is_committed(uri):
+        raise RegistryError(f"version {version} already exists at {uri}")
+    return store.publish_folder(folder, uri)
+
+
+def versions(settings: Settings | None = None) -> list[dict]:
+    """Every committed version with its card summary, oldest first."""
+    settings = settings or Settings.from_env()
+    store = Store(settings)
+    base = join(_root(settings), "versions")
+    out = []
+    champ = champion(settings)
+    for name in store.list(base):
+        uri = join(base, name)
+        if name.startswith(".") or not store.is_committed(uri):
+            continue
+        card = json.loads(store.read_text(join(uri, "card.json")))
+        out.append({
+            "version": name,
+            "family": card.get("family"),
+            "roc_auc": card.get("metrics", {}).get("roc_auc"),
+            "test_days": f"{card['split']['test_days'][0]}..{card['split']['test_days'][-1]}",
+            "created": card.get("created"),
+            "champion": bool(champ and champ["version"] == name),
+        })
+    return out
+
+
+def show(version: str, settings: Settings | None = None) -> dict:
+    settings = settings or Settings.from_env()
+    store = Store(settings)
+    uri = join(_root(settings), "versions", version)
+    if not store.is_committed(uri):
+        raise RegistryError(f"no model version {version!r} in {join(_root(settings), 'versions')}")
+    card = json.loads(store.read_text(join(uri, "card.json")))
+    card["uri"] = uri
+    card["files"] = [n for n in store.list(uri) if not n.startswith("_")]
+    return card
+
+
+def champion(settings: Settings | None = None) -> dict | None:
+    settings = settings or Settings.from_env()
+    store = Store(settings)
+    uri = join(_root(settings), "champion.json")
+    return json.loads(store.read_text(uri)) if store.exists(uri) else None
+
+
+def set_champion(version: str, reason: str, settings: Settings | None = None) -> dict:
+    """Move the alias (only the gate calls this). One atomic object write."""
+    settings = settings or Settings.from_env()
+    show(version, settings)  # must exist
+    previous = champion(settings)
+    alias = {"version": version, "since": datetime.now(UTC).isoformat(), "reason": reason,
+             "previous": previous["version"] if previous else None}
+    Store(settings).write_text(join(_root(settings), "champion.json"), json.dumps(alias, indent=1))
+    return alias
+
+
+def load_model(version: str, settings: Settings | None = None):
+    """A registered model ready to ``predict_proba(features_df)``, loaded without pickle."""
+    settings = settings or Settings.from_env()
+    card = show(version, settings)
+    store = Store(settings)
+    local = Path(tempfile.mkdtemp(prefix=f"flightline-{version}-"))
+    for name in card["files"]:
+        if name.endswith((".png",)):
+            continue
+        store.download(join(card["uri"], name), local / name)
+    if card["family"] == "xgboost":
+        from tasks.training.xgb import XGBModel
+
+        return XGBModel(local)
+    if card["family"] == "torch-horovod":
+        from tasks.training.torch_model import TorchModel
+
+        return TorchModel(local)
+    raise RegistryError(f"{version}: unknown model family {card['family']!r}")
