@@ -1,0 +1,119 @@
+"""
+### flightline_training: features window → XGBoost and Horovod PyTorch → champion/challenger
+
+Runs when the daily DAG publishes a feature partition (the `flightline_features` Asset) and
+weekly (Sunday 04:00 UTC) as a fallback; trigger it from the UI with the form below.
+
+1. **prepare_split**: the trailing window of published feature partitions ending at the newest
+   day, split by date (never at random): train, then validation, then the most recent days as
+   test. The exact partitions are recorded as lineage.
+2. **train_xgboost** and **train_torch_horovod** (in parallel, as the *model family* Param
+   chooses): XGBoost hist (CUDA on a GPU), and a PyTorch tabular model trained data-parallel
+   with Horovod across *Horovod workers* processes (Gloo on CPU), checkpointed every epoch to the
+   model store so a retry after a spot interruption resumes. Each candidate is evaluated on the
+   test days beside two baselines (historical late rate; logistic regression), with ROC and
+   calibration plots and feature importance, and registered as a new model version.
+3. **gate_champion**: the best candidate becomes champion only if it beats both baselines and
+   the current champion on the same test days by the margin, or when *force promote* is set.
+   The task log says why either way.
+
+`flightline models list` / `flightline models show VERSION` read the registry.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, FEATURES_ASSET, logical_day
+
+from tasks.settings import Settings
+
+
+def _end_day(context):
+    """The newest day this run may train on: the triggering features event's day, else the
+    run's logical day (the split then takes the newest published partitions up to it)."""
+    from datetime import date
+
+    days = []
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for ev in events:
+            if (ev.extra or {}).get("day"):
+                days.append(date.fromisoformat(ev.extra["day"]))
+    return max(days) if days else logical_day(context)
+
+
+@dag(
+    dag_id="flightline_training",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 4 * * 0", timezone="UTC"), assets=FEATURES_ASSET
+    ),
+    start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*DAG_TAGS_BASE, "training"],
+    doc_md=__doc__,
+    params={
+        "window_days": Param(90, type="integer", minimum=7, maximum=730, title="Training window (days)",
+                             description="Trailing days of published features to use."),
+        "model_family": Param("both", type="string", enum=["xgboost", "torch-horovod", "both"],
+                              title="Model family",
+                              description="Which trainers run; 'both' trains them in parallel."),
+        "horovod_workers": Param(2, type="integer", minimum=1, maximum=16, title="Horovod workers",
+                                 description="Data-parallel worker processes for the PyTorch model."),
+        "gpu": Param("auto", type="string", enum=["auto", "on", "off"], title="GPU",
+                     description="auto: use a GPU when one is visible; on: require one; off: CPU."),
+        "force_promote": Param(False, type="boolean", title="Force promote",
+                               description="Promote the best candidate even if the gate refuses it."),
+        "budget_minutes": Param(60, type="integer", minimum=1, maximum=1440,
+                                title="Time budget per trainer (minutes)",
+                                description="Training stops at this budget (XGBoost keeps its best "
+                                            "iteration so far)."),
+        "margin": Param(0.002, type="number", minimum=0, maximum=0.1, title="Promotion margin",
+                        description="ROC AUC the challenger must gain over the champion."),
+    },
+)
+def flightline_training():
+    @task
+    def prepare_split(**context) -> dict:
+        from tasks.training.steps import prepare_split as split
+
+        return split(_end_day(context), int(context["params"]["window_days"]), Settings.from_env())
+
+    def _train(family: str, split: dict, context) -> dict | None:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from tasks.training.steps import train_candidate
+
+        p = context["params"]
+        if p["model_family"] not in (family, "both"):
+            raise AirflowSkipException(f"model family is {p['model_family']}")
+        run_key = f"{context['dag_run'].run_id}-{family}"  # stable across retries: resume
+        return train_candidate(family, split, run_key=run_key, workers=int(p["horovod_workers"]),
+                               gpu=p["gpu"], time_budget_minutes=float(p["budget_minutes"]),
+                               settings=Settings.from_env())
+
+    @task
+    def train_xgboost(split: dict, **context) -> dict | None:
+        return _train("xgboost", split, context)
+
+    @task
+    def train_torch_horovod(split: dict, **context) -> dict | None:
+        return _train("torch-horovod", split, context)
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def gate_champion(xgb: dict | None, torch: dict | None, **context) -> dict:
+        from tasks.training.steps import gate
+
+        p = context["params"]
+        decision = gate([xgb, torch], margin=float(p["margin"]), force=bool(p["force_promote"]),
+                        settings=Settings.from_env())
+        verdict = "PROMOTED" if decision["promote"] else "NOT promoted"
+        print(f"{verdict} {decision['challenger']}: {decision['reason']}")
+        return decision
+
+    split = prepare_split()
+    gate_champion(train_xgboost(split), train_torch_horovod(split))
+
+
+flightline_training()

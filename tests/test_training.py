@@ -1,0 +1,223 @@
+"""Training: date split, gate decisions, registry lineage, pickle-free models, Horovod resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.settings import Settings
+from tasks.training.data import split_days
+from tasks.training.gate import decide
+
+FIRST, LAST = date(2013, 3, 1), date(2013, 3, 24)
+
+
+# ------------------------------------------------------------------ pure decisions
+def test_split_is_chronological_never_random():
+    days = [date(2013, 1, 1) + timedelta(days=i) for i in range(20)]
+    train, valid, test = split_days(list(reversed(days)))
+    assert max(train) < min(valid) and max(valid) < min(test)
+    assert test[-1] == days[-1] and len(train) + len(valid) + len(test) == 20
+    with pytest.raises(ValueError, match="at least 3 published feature days"):
+        split_days(days[:2])
+
+
+BASE = {"historical_rate": 0.62, "logistic_regression": 0.68}
+
+
+def test_gate_refuses_a_worse_challenger():
+    d = decide("v2", 0.70, BASE, "v1", 0.72)
+    assert not d.promote and "does not beat champion v1" in d.reason
+
+
+def test_gate_refuses_a_challenger_within_the_margin():
+    assert not decide("v2", 0.7210, BASE, "v1", 0.7200, margin=0.002).promote
+
+
+def test_gate_accepts_a_better_challenger():
+    d = decide("v2", 0.74, BASE, "v1", 0.72, margin=0.002)
+    assert d.promote and "beats champion v1" in d.reason
+
+
+def test_gate_requires_beating_both_baselines():
+    d = decide("v2", 0.67, BASE, None, None)
+    assert not d.promote and "logistic_regression" in d.reason
+
+
+def test_force_promote_overrides_and_says_so():
+    d = decide("v2", 0.60, BASE, "v1", 0.72, force=True)
+    assert d.promote and "force-promoted" in d.reason
+
+
+# ------------------------------------------------------------------ real training
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    """24 days of real published features (range build through the features gate)."""
+    from tasks.features import build_features_range
+    from tasks.landing import land_day
+
+    root = tmp_path_factory.mktemp("train") / "data"
+    s = Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(root)})
+    for i in range(-1, (LAST - FIRST).days + 1):
+        land_day(FIRST + timedelta(days=i), s)
+    out = build_features_range(FIRST, LAST, s)
+    assert out["published"] == 24, out["failed"]
+    return s
+
+
+@pytest.fixture
+def env_for(monkeypatch):
+    def apply(settings: Settings):
+        monkeypatch.setenv("FLIGHTLINE_DATA_ROOT", settings.data_root)
+    return apply
+
+
+@pytest.mark.slow
+def test_registry_records_lineage_and_models_load_without_pickle(history, env_for):
+    from tasks.training import registry
+    from tasks.training.steps import gate, prepare_split, train_candidate
+
+    env_for(history)
+    split = prepare_split(LAST, 30, history)
+    assert split["test_days"][-1] == LAST.isoformat() and len(split["partitions"]) == 24
+    cands = [train_candidate("xgboost", split, run_key="t-lineage-x", settings=history),
+             train_candidate("torch-horovod", split, run_key="t-lineage-t", workers=2,
+                             settings=history, epochs=3)]
+    decision = gate(cands, settings=history)
+    assert decision["promote"] and registry.champion(history)["version"] == decision["challenger"]
+    for c in cands:
+        card = registry.show(c["version"], history)
+        assert card["split"]["partitions"] == split["partitions"]  # the exact partitions used
+        assert all(Path(p, "_SUCCESS").exists() for p in card["split"]["partitions"])
+        assert card["code_version"] not in ("", "unknown")
+        assert card["params"] and card["hardware"]["cpus"] and card["duration_s"] > 0
+        assert {"roc.png", "calibration.png", "metrics.json", "importance.json"} <= set(card["files"])
+        assert not [f for f in card["files"] if f.endswith((".pkl", ".pickle", ".pt", ".joblib"))]
+        folder = Path(card["uri"])
+        for f in folder.glob("*.npz"):
+            np.load(f, allow_pickle=False).files  # raises if any array needed pickle
+        model = registry.load_model(c["version"], history)
+        from tasks.features import read_features
+
+        p = model.predict_proba(read_features([LAST], history))
+        assert p.min() >= 0 and p.max() <= 1 and len(p) > 500
+    assert cands[0]["metrics"]["roc_auc"] > max(cands[0]["baselines"].values())
+    listed = registry.versions(history)
+    assert {v["version"] for v in listed} >= {c["version"] for c in cands}
+    assert sum(v["champion"] for v in listed) == 1
+
+
+@pytest.mark.slow
+def test_gate_keeps_the_champion_against_a_worse_model_and_moves_for_a_better(history, env_for):
+    from tasks.training import registry
+    from tasks.training.steps import gate, prepare_split, train_candidate
+
+    env_for(history)
+    split = prepare_split(LAST, 30, history)
+    weak = train_candidate("torch-horovod", split, run_key="t-weak", workers=1, settings=history,
+                           epochs=1, lr=1e-6)  # barely trained: a clearly worse model
+    strong = train_candidate("xgboost", split, run_key="t-strong", settings=history)
+    assert strong["metrics"]["roc_auc"] > weak["metrics"]["roc_auc"] + 0.01
+    forced = gate([weak], force=True, settings=history)
+    assert forced["promote"] and registry.champion(history)["version"] == weak["version"]
+    better = gate([strong], settings=history)
+    assert better["promote"] and registry.champion(history)["version"] == strong["version"]
+    assert better["champion_auc"] == pytest.approx(weak["metrics"]["roc_auc"], abs=1e-9)
+    refused = gate([weak], settings=history)
+    assert not refused["promote"] and registry.champion(history)["version"] == strong["version"]
+    assert "champion stays" in refused["reason"]
+
+
+def _frames(settings):
+    from tasks.features import read_features
+
+    days = [FIRST + timedelta(days=i) for i in range(24)]
+    return (read_features(days[:18], settings), read_features(days[18:21], settings),
+            read_features(days[21:], settings))
+
+
+KILL = """
+import sys
+from tasks.settings import Settings
+from tasks.features import read_features
+from tasks.training import torch_train
+from datetime import date, timedelta
+s = Settings.from_env()
+d0 = date(2013, 3, 1)
+tr = read_features([d0 + timedelta(days=i) for i in range(18)], s)
+va = read_features([d0 + timedelta(days=i) for i in range(18, 21)], s)
+torch_train.train(tr, va, workdir=sys.argv[1], checkpoint_uri=sys.argv[2], workers=2, epochs=5)
+"""
+
+
+@pytest.mark.slow
+def test_horovod_run_killed_after_an_epoch_resumes_from_its_checkpoint(history, tmp_path):
+    from tasks.training import torch_train
+
+    ckpt = tmp_path / "ckpt"
+    env = dict(os.environ, FLIGHTLINE_DATA_ROOT=history.data_root)
+    proc = subprocess.Popen([sys.executable, "-c", KILL, str(tmp_path / "w1"), str(ckpt)],
+                            env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (ckpt / "epoch-0001.npz").exists():
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # a spot interruption: horovodrun and every worker
+    proc.wait()
+    done = json.loads((ckpt / "latest.json").read_text())["epoch"]
+    assert 1 <= done < 4, "the run must be killed part-way"
+    tr, va, _ = _frames(history)
+    _, info = torch_train.train(tr, va, workdir=tmp_path / "w2", checkpoint_uri=str(ckpt),
+                                workers=2, epochs=5)
+    assert info["resumed_from"] == done
+    assert [h["epoch"] for h in info["history"]] == list(range(5))
+    assert "resumed" in (tmp_path / "w2" / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_two_horovod_workers_reach_the_quality_of_one(history, tmp_path):
+    """Stated tolerance: test ROC AUC within 0.02 of the single-process run, same epochs."""
+    from tasks.training import torch_train
+    from tasks.training.evaluate import metrics
+    from tasks.training.torch_model import TorchModel
+
+    tr, va, te = _frames(history)
+    auc = {}
+    for workers in (1, 2):
+        folder, info = torch_train.train(tr, va, workdir=tmp_path / f"w{workers}",
+                                         checkpoint_uri=str(tmp_path / f"c{workers}"),
+                                         workers=workers, epochs=4)
+        assert info["workers"] == workers
+        auc[workers] = metrics(te["label_late15"].to_numpy(), TorchModel(folder).predict_proba(te))["roc_auc"]
+    assert auc[1] > 0.6
+    assert abs(auc[2] - auc[1]) < 0.02, auc
+
+
+@pytest.mark.slow
+def test_training_dag_trains_gates_and_refuses_bad_params(history, env_for):
+    import pendulum
+    from airflow.dag_processing.dagbag import DagBag
+
+    env_for(history)
+    dag = DagBag(dag_folder=str(Path(__file__).parent.parent / "dags" / "flightline_training.py")
+                 ).get_dag("flightline_training")
+    when = pendulum.datetime(2013, 3, 25, tz="UTC")
+    with pytest.raises(Exception, match="window_days|minimum"):
+        dag.test(logical_date=when, run_conf={"window_days": 3})
+    with pytest.raises(Exception, match="model_family|enum"):
+        dag.test(logical_date=when, run_conf={"model_family": "lightgbm"})
+    dr = dag.test(logical_date=when, run_conf={"model_family": "xgboost", "window_days": 30})
+    states = {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state)
+              for ti in dr.get_task_instances()}
+    assert states == {"prepare_split": "success", "train_xgboost": "success",
+                      "train_torch_horovod": "skipped", "gate_champion": "success"}
