@@ -437,7 +437,7 @@ def build_features_range(
 
     from pyspark.sql import functions as F
 
-    from tasks.quality import QualityGateFailed, gate_features
+    from tasks.quality import gate_features_batch
 
     settings = settings or Settings.from_env()
     store = Store(settings)
@@ -482,7 +482,7 @@ def build_features_range(
     if own_session:
         spark.stop()
 
-    published, failed, rows = [], {}, 0
+    staged = {}
     for d in days:
         src = root / "features" / f"batch_day={d.isoformat()}"
         final = settings.partition("features", d)
@@ -494,17 +494,20 @@ def build_features_range(
         (stage / "_manifest.json").write_text(json.dumps(
             {"day": d.isoformat(), "rows": n, "history_days": 1 if (d - timedelta(days=1)) in drops else 0,
              "columns": FEATURE_COLUMNS, "built_by": "build_features_range"}, indent=2))
-        try:
-            gate_features(d, str(stage), settings)
-        except QualityGateFailed as exc:
-            failed[d.isoformat()] = str(exc)
+        staged[d] = str(stage)
+    gates = gate_features_batch(staged, settings)
+    published, failed, rows = [], {}, 0
+    for d, result in gates.items():
+        if not result.passed:
+            failed[d.isoformat()] = result.summary()
             continue
         raw_stage = store.staging_dir(settings.partition("raw", d))
         shutil.move(str(root / "raw" / f"batch_day={d.isoformat()}"), raw_stage / "flights")
         _drop_crc(raw_stage)
         store.publish_folder(raw_stage, settings.partition("raw", d))
-        published.append(store.publish_folder(stage, final))
-        rows += n
+        published.append(store.publish_folder(staged[d], settings.partition("features", d)))
+        rows += _count_parquet_rows(
+            Path(published[-1]) / "data")
     shutil.rmtree(root, ignore_errors=True)
     return {"first": first.isoformat(), "last": last.isoformat(), "published": len(published),
             "rows": rows, "failed": failed, "seconds": {"spark": round(spark_seconds, 2),

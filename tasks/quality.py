@@ -186,6 +186,63 @@ def _jsonable(value):
 
 
 # ------------------------------------------------------------------------------ validation
+class _Validator:
+    """One GE context for many validations; Data Docs are built once at the end."""
+
+    def __init__(self, docs_dir: Path, results_dir: Path):
+        import great_expectations as gx
+
+        self.gx = gx
+        self.ctx = _context(docs_dir, results_dir)
+        self.ds = self.ctx.data_sources.add_pandas(name="pandas")
+        self.batch_defs: dict[str, object] = {}
+        self.suites: dict[str, object] = {}
+
+    def run(self, suite_name: str, df, params: dict, *, gate: str, day: date, run_time) -> tuple:
+        """Validate one frame: (statistics, critical failures, GE result JSON, passed)."""
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.expectations.metadata_types import FailureSeverity
+
+        if suite_name not in self.suites:
+            raw = load_suite_json(suite_name)
+            self.suites[suite_name] = self.ctx.suites.add(_build_suite(raw, str(suite_path(suite_name))))
+            self.batch_defs[suite_name] = self.ds.add_dataframe_asset(
+                name=suite_name).add_batch_definition_whole_dataframe("day")
+        df = df.rename(columns=str.lower)  # GE matches pandas columns case-insensitively
+        vd = self.ctx.validation_definitions.add(self.gx.ValidationDefinition(
+            name=f"{suite_name}-{day.isoformat()}", data=self.batch_defs[suite_name],
+            suite=self.suites[suite_name]))
+        res = vd.run(
+            batch_parameters={"dataframe": df},
+            expectation_parameters=params,
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_VALUES},
+            run_id=RunIdentifier(run_name=f"{gate}-{day.isoformat()}", run_time=run_time),
+        )
+        failures = []
+        for r in res.results:
+            cfg = r.expectation_config
+            if r.success or cfg.severity != FailureSeverity.CRITICAL:
+                continue
+            out = r.result or {}
+            details = out.get("details") or {}
+            failures.append({
+                "suite": suite_name,
+                "type": cfg.type,
+                "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_list"),
+                "kwargs": _jsonable({k: v for k, v in cfg.kwargs.items() if k != "batch_id"}),
+                "unexpected_count": out.get("unexpected_count"),
+                "sample": _jsonable(out.get("partial_unexpected_list")),
+                "observed_value": _jsonable(out.get("observed_value")),
+                "mismatched": _jsonable(details.get("mismatched")),
+                "exception": _exception_message(r),
+            })
+        passed = res.get_max_severity_failure() != FailureSeverity.CRITICAL
+        return _jsonable(dict(res.statistics)), failures, res.to_json_dict(), passed
+
+    def build_docs(self) -> None:
+        self.ctx.build_data_docs(site_names=["flightline"])
+
+
 def validate_frames(
     frames: dict[str, object],
     params: dict,
@@ -197,12 +254,7 @@ def validate_frames(
     unreadable: dict[str, str] | None = None,
 ) -> tuple[GateResult, dict]:
     """Validate each ``suite name -> pandas frame``; returns the result and the raw GE JSON."""
-    import great_expectations as gx
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.expectations.metadata_types import FailureSeverity
-
-    ctx = _context(docs_dir, results_dir)
-    ds = ctx.data_sources.add_pandas(name="pandas")
+    validator = _Validator(docs_dir, results_dir)
     result = GateResult(gate=gate, day=day, passed=True)
     raw_results: dict[str, dict] = {}
     for suite_name, reason in (unreadable or {}).items():
@@ -213,46 +265,14 @@ def validate_frames(
         )
     run_time = datetime.now(UTC)
     for suite_name, df in frames.items():
-        raw = load_suite_json(suite_name)
-        suite = ctx.suites.add(_build_suite(raw, str(suite_path(suite_name))))
-        df = df.rename(columns=str.lower)  # GE matches pandas columns case-insensitively
-        bd = ds.add_dataframe_asset(name=suite_name).add_batch_definition_whole_dataframe("day")
-        vd = ctx.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{suite_name}-{day.isoformat()}", data=bd, suite=suite)
-        )
-        res = vd.run(
-            batch_parameters={"dataframe": df},
-            expectation_parameters=params,
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_VALUES},
-            run_id=RunIdentifier(run_name=f"{gate}-{day.isoformat()}", run_time=run_time),
-        )
-        raw_results[suite_name] = res.to_json_dict()
-        result.suites[suite_name] = _jsonable(dict(res.statistics))
-        if res.get_max_severity_failure() == FailureSeverity.CRITICAL:
-            result.passed = False
-        for r in res.results:
-            if r.success:
-                continue
-            cfg = r.expectation_config
-            if cfg.severity != FailureSeverity.CRITICAL:
-                continue
-            out = r.result or {}
-            details = out.get("details") or {}
-            result.failures.append(
-                {
-                    "suite": suite_name,
-                    "type": cfg.type,
-                    "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_list"),
-                    "kwargs": _jsonable({k: v for k, v in cfg.kwargs.items() if k != "batch_id"}),
-                    "unexpected_count": out.get("unexpected_count"),
-                    "sample": _jsonable(out.get("partial_unexpected_list")),
-                    "observed_value": _jsonable(out.get("observed_value")),
-                    "mismatched": _jsonable(details.get("mismatched")),
-                    "exception": _exception_message(r),
-                }
-            )
+        stats, failures, raw, passed = validator.run(suite_name, df, params, gate=gate, day=day,
+                                                     run_time=run_time)
+        raw_results[suite_name] = raw
+        result.suites[suite_name] = stats
+        result.failures.extend(failures)
+        result.passed = result.passed and passed
     result.failures.sort(key=lambda f: (f["suite"], str(f.get("column")), f["type"]))
-    ctx.build_data_docs(site_names=["flightline"])
+    validator.build_docs()
     return result, raw_results
 
 
@@ -393,3 +413,39 @@ def quarantine_drop(day: date, result: GateResult, raw: dict, settings: Settings
     store.delete(join(src, SUCCESS))
     store.delete_tree(src)
     return dst
+
+
+def gate_features_batch(staged: dict[date, str], settings: Settings | None = None) -> dict:
+    """The features gate over many staged days in one GE context (range builds).
+
+    Returns ``{day: GateResult}``; each failing day is quarantined like :func:`gate_features`.
+    Data Docs are built once at the end.
+    """
+    import pandas as pd
+
+    settings = settings or Settings.from_env()
+    store = Store(settings)
+    docs = _DocsTarget(settings)
+    validator = _Validator(docs.docs_dir, docs.results_dir)
+    run_time = datetime.now(UTC)
+    results = {}
+    for day, staged_uri in sorted(staged.items()):
+        df = pd.read_parquet(Path(staged_uri) / "data")
+        df["flight_date"] = df["flight_date"].astype(str)
+        df["sched_dep_utc"] = df["sched_dep_utc"].astype(str)
+        src = expected_source_day(day, settings)
+        stats, failures, raw, passed = validator.run(
+            "features", df, {"flight_dates": [src.isoformat()]}, gate="features", day=day,
+            run_time=run_time)
+        result = GateResult(gate="features", day=day, passed=passed, suites={"features": stats},
+                            failures=failures, docs_uri=docs.index_uri)
+        if not passed:
+            target = join(settings.partition("quarantine", day), "features")
+            store.publish_folder(staged_uri, target)
+            store.write_text(join(target, "validation.json"), json.dumps(
+                {"gate": result.to_dict(), "great_expectations": raw}, indent=1, default=str))
+            result.quarantine_uri = target
+        results[day] = result
+    validator.build_docs()
+    docs.finish()
+    return results
