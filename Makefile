@@ -6,7 +6,7 @@ export AIRFLOW_HOME ?= $(ROOT)/.airflow
 export PATH := $(VENV)/bin:$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export NO_ALBUMENTATIONS_UPDATE := 1
-DATE ?= 2013-01-15
+DATE ?= 2013-03-15
 
 .PHONY: install airflow-init demo test test-fast lint bench airflow clean
 

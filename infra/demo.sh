@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: Airflow on SQLite, Spark local, data under ./data.
-# Runs the daily DAG for one logical date through Airflow (`airflow dags test`: a real DAG run in
-# the metadata DB, executed in this process), then prints where each output is.
+#   1. history: the 60 days before DATE landed and built in one Spark job (features-range);
+#   2. the nightly data DAG for DATE through Airflow (`airflow dags test`: a real DAG run in the
+#      metadata DB): drop, raw gate, Spark features, features gate, publish;
+#   3. the training DAG on that window: XGBoost and Horovod PyTorch, champion/challenger gate;
+# then prints where each output is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-DAY=${1:-2013-01-15}
+DAY=${1:-2013-03-15}
 export AIRFLOW_HOME=${AIRFLOW_HOME:-$ROOT/.airflow}
 export PATH=$ROOT/.venv/bin:$PATH
 export GX_ANALYTICS_ENABLED=false
+read -r H0 H1 HLAST < <(python3 -c "
+from datetime import date, timedelta as t; d = date.fromisoformat('$DAY')
+print(d - t(days=61), d - t(days=60), d - t(days=1))")
 log=$AIRFLOW_HOME/demo-$DAY.log
-echo "demo: running flightline_daily for $DAY (log: $log)"
-if ! airflow dags test flightline_daily "$DAY" > "$log" 2>&1; then
-  tail -40 "$log" >&2
-  echo "demo: the DAG run failed; full log in $log" >&2
-  exit 1
-fi
-grep -E "DagRun Finished|state=" "$log" | tail -3 || true
+: > "$log"
+run() {  # run a step quietly into the log; show its tail if it fails
+  echo "demo: $1"; shift
+  if ! "$@" >> "$log" 2>&1; then tail -40 "$log" >&2; echo "demo: failed; full log in $log" >&2; exit 1; fi
+}
+run "history: landing $H0..$HLAST" flightline land --date "$H0" --to "$HLAST"
+run "history: features $H1..$HLAST in one Spark job (gated per day)" \
+  flightline features-range --from "$H1" --to "$HLAST"
+run "flightline_daily for $DAY (Airflow dags test)" airflow dags test flightline_daily "$DAY"
+run "flightline_training on the 60-day window (XGBoost + Horovod, gate)" \
+  airflow dags test flightline_training "$DAY" -c '{"window_days": 60, "model_family": "both"}'
+grep -E "PROMOTED|NOT promoted" "$log" | sed 's/^.*\(PROMOTED\|NOT promoted\)/gate: \1/' | tail -1 || true
+echo "demo: outputs for $DAY"
 flightline outputs --date "$DAY"
+echo "demo: model registry"
+flightline models list
+echo "demo: log $log"
