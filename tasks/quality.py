@@ -361,29 +361,10 @@ def gate_features(day: date, staged_uri: str, settings: Settings | None = None) 
     """Validate a staged features partition; quarantine it on failure (nothing is published)."""
     import time
 
-    import pandas as pd
-
     t0 = time.perf_counter()
-    settings = settings or Settings.from_env()
-    df = pd.read_parquet(Path(staged_uri) / "data")
-    df["flight_date"] = df["flight_date"].astype(str)
-    df["sched_dep_utc"] = df["sched_dep_utc"].astype(str)
-    src = expected_source_day(day, settings)
-    docs = _DocsTarget(settings)
-    result, raw = validate_frames(
-        {"features": df}, {"flight_dates": [src.isoformat()]}, gate="features", day=day,
-        docs_dir=docs.docs_dir, results_dir=docs.results_dir,
-    )
-    docs.finish()
-    result.docs_uri = docs.index_uri
+    result = gate_features_batch({day: staged_uri}, settings)[day]
     result.seconds = round(time.perf_counter() - t0, 3)
     if not result.passed:
-        store = Store(settings)
-        target = join(settings.partition("quarantine", day), "features")
-        store.publish_folder(staged_uri, target)
-        store.write_text(join(target, "validation.json"), json.dumps(
-            {"gate": result.to_dict(), "great_expectations": raw}, indent=1, default=str))
-        result.quarantine_uri = target
         raise QualityGateFailed(result)
     return result
 

@@ -178,3 +178,17 @@ def test_no_feature_uses_information_from_after_scheduled_departure(tmp_path, sp
     cong = ["origin_dep_delay_mean_3h", "carrier_late_arr_share_6h", "prev_leg_dep_delay"]
     changed = (real.loc[late, cong].fillna(-1) != crafted.loc[late, cong].fillna(-1)).any(axis=1)
     assert changed.mean() > 0.5, "features after the cutoff should react to the rewritten outcomes"
+
+
+def test_failing_features_gate_quarantines_the_staged_partition(settings, spark):
+    from tasks.quality import QualityGateFailed, gate_features
+
+    land_day(DAY, settings)
+    res = build_features(DAY, settings, spark=spark)
+    wrong_day = DAY + timedelta(days=3)  # the staged rows are dated another day
+    with pytest.raises(QualityGateFailed, match="flight_date.*2013-01-15"):
+        gate_features(wrong_day, res.features_uri, settings)
+    q = Path(settings.partition("quarantine", wrong_day), "features")
+    assert (q / "validation.json").exists() and list((q / "data").glob("*.parquet"))
+    assert not Path(res.features_uri).exists()
+    assert not Path(settings.partition("features", wrong_day)).exists()
