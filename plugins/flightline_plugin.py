@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+from flightline_airflow import listeners
 from flightline_airflow.operators import DataDocsLink, QualityGateOperator
 from flightline_airflow.reports_app import create_app
 
@@ -12,6 +13,7 @@ DataDocsLink.operators = [QualityGateOperator]
 class FlightlinePlugin(AirflowPlugin):
     name = "flightline"
     operator_extra_links = [DataDocsLink()]
+    listeners = [listeners]
     fastapi_apps = [
         {"app": create_app(), "url_prefix": "/flightline", "name": "Flightline reports"}
     ]

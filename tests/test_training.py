@@ -222,3 +222,11 @@ def test_training_dag_trains_gates_and_refuses_bad_params(history, env_for):
               for ti in dr.get_task_instances()}
     assert states == {"prepare_split": "success", "train_xgboost": "success",
                       "train_torch_horovod": "skipped", "gate_champion": "success"}
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        note = session.scalars(select(DagRun).where(DagRun.run_id == dr.run_id,
+                                                    DagRun.dag_id == "flightline_training")).one().note
+    assert note and ("Promoted" in note or "Not promoted" in note), note
