@@ -40,6 +40,24 @@ def test_one_good_day_end_to_end(settings, daily_dag):
     assert len(df) > 900 and (df["flight_date"].astype(str) == "2013-05-14").all()
     assert Path(settings.zone("reports"), "data_docs", "index.html").exists()
 
+    # The gate tasks carry the Data Docs extra link, and the reports app serves its target.
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from fastapi.testclient import TestClient
+    from flightline_airflow.reports_app import create_app
+    from sqlalchemy import select
+
+    with create_session() as session:
+        links = {x.task_id: XComModel.deserialize_value(x) for x in session.scalars(select(XComModel).where(
+            XComModel.run_id == dr.run_id, XComModel.key == "_link_DataDocsLink"))}
+    assert links == dict.fromkeys(["raw_gate", "features_gate"], "/flightline/reports/data_docs/index.html")
+    client = TestClient(create_app())
+    page = client.get("/reports/data_docs/index.html")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "raw_flights" in page.text or "Data Docs" in page.text
+    assert client.get("/reports/../airflow.cfg").status_code == 404
+    assert client.get("/reports/data_docs/nope.html").status_code == 404
+
 
 @pytest.mark.slow
 def test_a_failing_gate_stops_the_run_and_publishes_nothing(settings, daily_dag):
