@@ -102,24 +102,29 @@ def plots(y: np.ndarray, curves: dict[str, np.ndarray], folder) -> dict[str, str
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for name, p in curves.items():
+    def draw(name: str, xlabel: str, ylabel: str, title: str, legend: str, series) -> str:
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for label, xs, ys, style in series:
+            ax.plot(xs, ys, style, label=label)
+        ax.plot([0, 1], [0, 1], "k:", lw=1)
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        ax.legend(loc=legend, fontsize=8)
+        fig.tight_layout()
+        fig.savefig(folder / f"{name}.png", dpi=100)
+        plt.close(fig)
+        return f"{name}.png"
+
+    roc = []
+    for label, p in curves.items():
         fpr, tpr, _ = roc_curve(y, p)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {metrics(y, p)['roc_auc']:.3f})")
-    ax.plot([0, 1], [0, 1], "k:", lw=1)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test days")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "roc.png", dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for name, p in curves.items():
-        cal = calibration(y, np.asarray(p))
-        ax.plot([b["mean_pred"] for b in cal], [b["frac_pos"] for b in cal], "o-", label=name)
-    ax.plot([0, 1], [0, 1], "k:", lw=1)
-    ax.set(xlabel="predicted probability", ylabel="observed late share", title="Calibration, test days")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "calibration.png", dpi=100)
-    plt.close(fig)
-    return {"roc": "roc.png", "calibration": "calibration.png"}
+        roc.append((f"{label} (AUC {metrics(y, p)['roc_auc']:.3f})", fpr, tpr, "-"))
+    cal = []
+    for label, p in curves.items():
+        bins = calibration(y, np.asarray(p))
+        cal.append((label, [b["mean_pred"] for b in bins], [b["frac_pos"] for b in bins], "o-"))
+    return {
+        "roc": draw("roc", "false positive rate", "true positive rate", "ROC, test days",
+                    "lower right", roc),
+        "calibration": draw("calibration", "predicted probability", "observed late share",
+                            "Calibration, test days", "upper left", cal),
+    }

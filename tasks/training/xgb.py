@@ -46,15 +46,14 @@ def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
     callbacks = [xgb.callback.EarlyStopping(rounds=EARLY_STOPPING, metric_name="logloss",
                                             data_name="valid", save_best=True)]
     if time_budget_s:
-        callbacks.append(_TimeBudget(time_budget_s))
+        callbacks.append(_time_budget(time_budget_s))
     t = time.perf_counter()
-    evals: dict = {}
     booster = xgb.train(p, dtrain, num_boost_round=MAX_ROUNDS, evals=[(dvalid, "valid")],
-                        callbacks=callbacks, evals_result=evals, verbose_eval=False)
+                        callbacks=callbacks, verbose_eval=False)
     seconds = time.perf_counter() - t
     info = {
         "trainer": "xgboost",
-        "params": {k: v for k, v in p.items()},
+        "params": dict(p),
         "best_iteration": int(booster.best_iteration),
         "rounds": int(booster.num_boosted_rounds()),
         "train_seconds": round(seconds, 3),
@@ -71,19 +70,19 @@ def _onehot(X, cats):
     return out
 
 
-class _TimeBudget:
-    def __new__(cls, seconds: float):
-        import xgboost as xgb
+def _time_budget(seconds: float):
+    """A callback that stops boosting once ``seconds`` have passed (the best model is kept)."""
+    import xgboost as xgb
 
-        class TimeBudget(xgb.callback.TrainingCallback):
-            def before_training(self, model):
-                self.start = time.perf_counter()
-                return model
+    class TimeBudget(xgb.callback.TrainingCallback):
+        def before_training(self, model):
+            self.start = time.perf_counter()
+            return model
 
-            def after_iteration(self, model, epoch, evals_log) -> bool:
-                return time.perf_counter() - self.start > seconds
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            return time.perf_counter() - self.start > seconds
 
-        return TimeBudget()
+    return TimeBudget()
 
 
 def save(booster, cats: dict, folder: Path) -> list[str]:
