@@ -32,8 +32,8 @@ lint:
 bench: airflow-init  ## run every benchmark under bench/
 	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
 
-airflow: airflow-init  ## the UI and API on http://localhost:8080 (Ctrl-C stops it cleanly)
-	bash infra/standalone.sh
+airflow: airflow-init  ## api-server, scheduler, dag-processor, triggerer; UI on http://localhost:8080 (one Ctrl-C stops all)
+	$(VENV)/bin/python infra/airflow_stack.py
 
 clean:  ## remove local data and Airflow state (keeps .venv)
 	rm -rf data .airflow

@@ -10,7 +10,23 @@ mkdir -p "$AIRFLOW_HOME"
 for name in jwt_secret api_secret; do
   [[ -s $AIRFLOW_HOME/.$name ]] || (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(64))' > "$AIRFLOW_HOME/.$name")
 done
-(umask 077; sed -e "s#@ROOT@#$ROOT#g" -e "s#@JWT_SECRET@#$(cat "$AIRFLOW_HOME/.jwt_secret")#" \
+# The simple auth manager's login: generated here, owner-only, so it is never world-readable
+# (the API server keeps an existing file's passwords).
+pwfile=$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
+(umask 077; python3 - "$pwfile" <<'PY'
+import json, os, secrets, sys
+path = sys.argv[1]
+users = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+for name in ("admin", "flightline"):
+    users.setdefault(name, secrets.token_urlsafe(12))
+tmp = path + ".new"
+with open(tmp, "w") as fh:
+    json.dump(users, fh)
+os.replace(tmp, path)
+PY
+)
+chmod 600 "$pwfile" "$AIRFLOW_HOME/.jwt_secret" "$AIRFLOW_HOME/.api_secret"
+(umask 077; sed -e "s#@ROOT@#$ROOT#g" -e "s#@HOME@#$AIRFLOW_HOME#g" -e "s#@JWT_SECRET@#$(cat "$AIRFLOW_HOME/.jwt_secret")#" \
     -e "s#@API_SECRET@#$(cat "$AIRFLOW_HOME/.api_secret")#" infra/airflow.cfg.in > "$AIRFLOW_HOME/airflow.cfg.new")
 mv "$AIRFLOW_HOME/airflow.cfg.new" "$AIRFLOW_HOME/airflow.cfg"
 "$ROOT/.venv/bin/airflow" db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1 || {

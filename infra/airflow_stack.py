@@ -1,0 +1,254 @@
+"""Run the local Airflow stack: api-server, scheduler, dag-processor and triggerer, supervised.
+
+Used by ``make airflow``, the live end-to-end test and the live benchmark, instead of
+``airflow standalone``, which neither restarts a component that dies nor reliably stops on one
+Ctrl-C. This supervisor:
+
+- starts each component in its own process group, with the caller's environment
+  (``AIRFLOW_HOME``, ``FLIGHTLINE_*``), logging to ``$AIRFLOW_HOME/logs/stack/<name>.log``;
+- restarts a component that exits (at most ``--max-restarts`` times each), saying so;
+- on SIGINT or SIGTERM asks every component to stop (SIGTERM to its group), waits up to
+  ``--grace`` seconds, then kills whatever is left, including task processes that started
+  their own session, so no process outlives it;
+- with ``--spark-connect`` (``make airflow``'s default) also runs a warm Spark Connect server
+  on loopback and points the tasks' Spark step at it (``FLIGHTLINE_SPARK_MASTER=sc://...``),
+  unless ``FLIGHTLINE_SPARK_MASTER`` is already set: a task then pays no JVM start;
+- prints the login (the simple auth manager's password file, kept 0600) once the API answers.
+
+Only the standard library and psutil (an Airflow dependency) are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+SPARK_CONNECT = "spark-connect"
+
+
+def spark_connect_command(bin_dir: Path, port: int) -> list[str]:
+    """A Spark Connect server (local mode, loopback only) from the installed pyspark."""
+    return [
+        str(bin_dir / "spark-submit"),
+        "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+        "--master", os.environ.get("FLIGHTLINE_SPARK_CONNECT_MASTER", "local[2]"),
+        "--driver-memory", os.environ.get("FLIGHTLINE_SPARK_DRIVER_MEMORY", "2g"),
+        "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+        "--conf", f"spark.connect.grpc.binding.port={port}",
+        "--conf", "spark.ui.enabled=false",
+        "--conf", "spark.sql.session.timeZone=UTC",
+        "--conf", "spark.driver.extraJavaOptions=-Dlog4j2.level=WARN",
+        "--name", "flightline-spark-connect",
+        "spark-internal",
+    ]
+
+
+def _descendants(pids: list[int]) -> set[int]:
+    import psutil
+
+    found: set[int] = set()
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            found.add(pid)
+            found.update(c.pid for c in proc.children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    import psutil
+
+    alive = set()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+class Stack:
+    def __init__(self, home: Path, airflow: str, components: tuple[str, ...], grace: float,
+                 max_restarts: int):
+        self.home = home
+        self.airflow = airflow
+        self.components = components
+        self.grace = grace
+        self.max_restarts = max_restarts
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.restarts = dict.fromkeys(components, 0)
+        self.stopping = False
+        self.spark_connect_port = 0
+        self.logs = home / "logs" / "stack"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def command(self, name: str) -> list[str]:
+        if name == SPARK_CONNECT:
+            return spark_connect_command(Path(self.airflow).parent, self.spark_connect_port)
+        return [self.airflow, name]
+
+    def start(self, name: str) -> None:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115  (kept open for the child)
+        self.procs[name] = subprocess.Popen(
+            self.command(name), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=os.environ.copy())
+        log.close()
+
+    def stop(self) -> int:
+        """Stop every component and every process they started; returns how many were killed."""
+        self.stopping = True
+        tracked = _descendants([p.pid for p in self.procs.values()])
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + self.grace
+        while time.monotonic() < deadline:
+            for proc in self.procs.values():
+                proc.poll()
+            # Children started after the first snapshot (a task launched at the last moment).
+            tracked |= _descendants([p.pid for p in self.procs.values() if p.poll() is None])
+            if not _alive(tracked):
+                return 0
+            time.sleep(0.2)
+        left = _alive(tracked)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        return len(left)
+
+    def watch(self) -> None:
+        while not self.stopping:
+            for name, proc in list(self.procs.items()):
+                code = proc.poll()
+                if code is None or self.stopping:
+                    continue
+                if self.restarts[name] >= self.max_restarts:
+                    print(f"stack: {name} exited ({code}) {self.restarts[name]} times; giving up "
+                          f"(see {self.logs / (name + '.log')})", flush=True)
+                    raise SystemExit(1)
+                self.restarts[name] += 1
+                print(f"stack: {name} exited ({code}); restarting "
+                      f"({self.restarts[name]}/{self.max_restarts})", flush=True)
+                self.start(name)
+            time.sleep(0.5)
+
+
+def _port() -> int:
+    return int(os.environ.get("AIRFLOW__API__PORT", "8080"))
+
+
+def _announce(home: Path) -> None:
+    url = f"http://localhost:{_port()}"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2).read()
+            break
+        except Exception:
+            time.sleep(0.5)
+    else:
+        print("stack: the API server did not answer within 2 minutes", flush=True)
+        return
+    pwfile = home / "simple_auth_manager_passwords.json.generated"
+    login = ""
+    if pwfile.exists():
+        login = f"admin / {json.loads(pwfile.read_text()).get('admin', '?')}"
+    print(f"\n  Flightline UI: {url}   login: {login or 'see ' + str(pwfile)}\n"
+          "  (stop with Ctrl-C)\n", flush=True)
+
+
+def _service_connection(home: Path) -> None:
+    """Give tasks the ``flightline_api`` connection (the service user that writes run notes),
+    through the environment only: the password stays in the 0600 file, never in a config."""
+    if os.environ.get("AIRFLOW_CONN_FLIGHTLINE_API"):
+        return
+    pwfile = home / "simple_auth_manager_passwords.json.generated"
+    try:
+        password = json.loads(pwfile.read_text())["flightline"]
+    except (OSError, ValueError, KeyError):
+        print(f"stack: no 'flightline' user in {pwfile}: run notes are off "
+              "(run `make airflow-init`)", flush=True)
+        return
+    os.environ["AIRFLOW_CONN_FLIGHTLINE_API"] = json.dumps({
+        "conn_type": "http", "host": f"http://127.0.0.1:{_port()}", "login": "flightline",
+        "password": password})
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grace", type=float, default=10.0,
+                    help="seconds to wait for a clean stop before killing (default 10)")
+    ap.add_argument("--max-restarts", type=int, default=5)
+    ap.add_argument("--components", default=",".join(COMPONENTS))
+    ap.add_argument("--spark-connect", action=argparse.BooleanOptionalAction, default=True,
+                    help="run a warm Spark Connect server for the tasks' Spark step (default on)")
+    ap.add_argument("--spark-connect-port", type=int, default=15002)
+    ap.add_argument("--quiet", action="store_true", help="do not print the login")
+    args = ap.parse_args(argv)
+    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    components = tuple(args.components.split(","))
+    if args.spark_connect and not os.environ.get("FLIGHTLINE_SPARK_MASTER"):
+        components = (SPARK_CONNECT, *components)
+        os.environ["FLIGHTLINE_SPARK_MASTER"] = f"sc://127.0.0.1:{args.spark_connect_port}"
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if not os.environ.get("SPARK_HOME"):
+            import importlib.util
+
+            spec = importlib.util.find_spec("pyspark")
+            os.environ["SPARK_HOME"] = str(Path(spec.origin).parent)
+    stack = Stack(home, airflow, components, args.grace, args.max_restarts)
+    stack.spark_connect_port = args.spark_connect_port
+
+    def on_signal(signum, _frame):
+        if stack.stopping:
+            return
+        stack.stopping = True
+
+    _service_connection(home)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    for name in stack.components:
+        stack.start(name)
+    print(f"stack: started {', '.join(stack.components)} (logs in {stack.logs})", flush=True)
+    if not args.quiet:
+        import threading
+
+        threading.Thread(target=_announce, args=(home,), daemon=True).start()
+    code = 0
+    try:
+        stack.watch()
+    except SystemExit as exc:
+        code = int(exc.code or 1)
+    t = time.monotonic()
+    print("stack: stopping ...", flush=True)
+    killed = stack.stop()
+    print(f"stack: stopped in {time.monotonic() - t:.1f} s"
+          + (f" ({killed} process(es) killed after {args.grace:.0f} s)" if killed else ""),
+          flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
