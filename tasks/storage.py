@@ -10,10 +10,12 @@ Every write is atomic for readers:
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,7 +25,62 @@ SUCCESS = "_SUCCESS"
 
 
 class StorageError(RuntimeError):
-    """A storage operation failed; the message names the URI."""
+    """A storage operation failed; the message names the URI (and the S3 error code, if any).
+
+    Apart from :class:`ObjectMissing`, this is a problem of the store (throttling, a reset
+    connection, denied access, a missing bucket), never of the data: callers let it propagate so
+    the task is retried, and must not treat the object as absent or bad.
+    """
+
+    def __init__(self, message: str, *, uri: str = "", code: str = ""):
+        super().__init__(message)
+        self.uri = uri
+        self.code = code
+
+
+class ObjectMissing(StorageError):
+    """The object does not exist: S3 answered 404/NoSuchKey/NotFound, or no such local file."""
+
+
+_MISSING_CODES = ("404", "NoSuchKey", "NotFound")
+
+
+@contextmanager
+def _storage_errors(action: str, uri: str) -> Iterator[None]:
+    """Turn boto and OS errors of one operation on ``uri`` into named storage errors."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _MISSING_CODES:
+            raise ObjectMissing(f"no such object: {uri} (S3 {code})", uri=uri, code=code) from exc
+        raise StorageError(
+            f"cannot {action} {uri}: S3 answered {code or 'an error'} (HTTP {status}): "
+            f"{err.get('Message') or exc}. This is a storage error, not missing or bad data; it "
+            "may be transient (throttling, network), or access or configuration is wrong",
+            uri=uri, code=code,
+        ) from exc
+    except BotoCoreError as exc:  # connection reset or refused, read timeout, cut-off body
+        code = type(exc).__name__
+        raise StorageError(
+            f"cannot {action} {uri}: {code}: {exc}. This is a storage error, not missing or bad "
+            "data; it may be transient",
+            uri=uri, code=code,
+        ) from exc
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        what = "a folder, not a file" if isinstance(exc, IsADirectoryError) else "absent"
+        raise ObjectMissing(f"no such object: {uri} ({what})", uri=uri, code="ENOENT") from None
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        raise StorageError(
+            f"cannot {action} {uri}: {code}: {exc.strerror or exc}. This is a storage error, not "
+            "missing or bad data; it may be transient",
+            uri=uri, code=code,
+        ) from exc
 
 
 def is_s3(uri: str) -> bool:
@@ -71,26 +128,21 @@ class Store:
         if is_s3(uri):
             bucket, key = split_s3(uri)
             try:
-                self.s3.head_object(Bucket=bucket, Key=key)
+                with _storage_errors("check", uri):
+                    self.s3.head_object(Bucket=bucket, Key=key)
                 return True
-            except self.s3.exceptions.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    return False
-                raise StorageError(f"cannot check {uri}: {exc}") from exc
+            except ObjectMissing:
+                return False
         return Path(uri).exists()
 
     def read_bytes(self, uri: str) -> bytes:
-        try:
+        """The object's bytes. :class:`ObjectMissing` when it does not exist; any other failure
+        (denied, throttled, cut off) is a :class:`StorageError` to retry, never "missing"."""
+        with _storage_errors("read", uri):
             if is_s3(uri):
                 bucket, key = split_s3(uri)
                 return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             return Path(uri).read_bytes()
-        except FileNotFoundError:
-            raise StorageError(f"no such object: {uri}") from None
-        except Exception as exc:
-            if exc.__class__.__name__ in ("NoSuchKey", "ClientError"):
-                raise StorageError(f"no such object: {uri} ({exc})") from exc
-            raise
 
     def read_text(self, uri: str) -> str:
         return self.read_bytes(uri).decode("utf-8")
@@ -127,11 +179,12 @@ class Store:
     def download(self, uri: str, local_path: str | Path) -> Path:
         local_path = Path(local_path)
         local_path.parent.mkdir(parents=True, exist_ok=True)
-        if is_s3(uri):
-            bucket, key = split_s3(uri)
-            self.s3.download_file(bucket, key, str(local_path))
-        else:
-            shutil.copyfile(uri, local_path)
+        with _storage_errors("download", uri):
+            if is_s3(uri):
+                bucket, key = split_s3(uri)
+                self.s3.download_file(bucket, key, str(local_path))
+            else:
+                shutil.copyfile(uri, local_path)
         return local_path
 
     # ---------------------------------------------------------------- folders

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +14,7 @@ import pytest
 
 from tasks.landing import DropMissing, find_drop, land_day
 from tasks.quality import QualityGateFailed, gate_raw_drop
-from tasks.storage import Store
+from tasks.storage import ObjectMissing, StorageError, Store
 
 DAY = date(2013, 1, 15)
 
@@ -173,3 +175,81 @@ def test_gate_on_s3_quarantines_through_moto(s3_settings):
     assert "validation.json" in store.list(q)
     assert store.list(drop.uri) == []
     assert store.exists(s3_settings.zone("reports") + "/data_docs/index.html")
+
+# ------------------------------------------------------------------ storage errors are not data
+def test_missing_objects_and_buckets_on_moto(s3_settings):
+    """A missing key is ObjectMissing; a missing bucket is a storage error, not a missing file."""
+    store = Store(s3_settings)
+    absent = s3_settings.zone("landing") + "/dt=2013-01-15/flights.csv"
+    with pytest.raises(ObjectMissing, match="no such object: s3://.*flights.csv.*NoSuchKey"):
+        store.read_bytes(absent)
+    assert not store.exists(absent)
+    no_bucket = "s3://flightline-no-such-bucket/lake/flights.csv"
+    with pytest.raises(StorageError) as err:
+        store.read_bytes(no_bucket)
+    assert not isinstance(err.value, ObjectMissing)
+    assert err.value.code == "NoSuchBucket" and err.value.uri == no_bucket
+    assert no_bucket in str(err.value) and "NoSuchBucket" in str(err.value)
+
+
+S3_ERROR = """<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>{code}</Code><Message>{message}</Message><RequestId>flightline-test</RequestId></Error>"""
+
+
+@pytest.fixture
+def failing_s3(s3_settings, monkeypatch):
+    """A real HTTP peer on loopback standing in for S3 that answers every request with an error.
+
+    Set ``.status``/``.code`` before use; ``.requests`` counts what it was asked. Yields settings
+    whose endpoint is that peer (same bucket and data root as ``s3_settings``).
+    """
+
+    class Peer(BaseHTTPRequestHandler):
+        def _fail(self):
+            server.requests += 1
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            body = b"" if self.command == "HEAD" else S3_ERROR.format(
+                code=server.code, message=f"{server.code} from the test peer").encode()
+            self.send_response(server.status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _fail
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Peer)
+    server.status, server.code, server.requests = 503, "SlowDown", 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    # Two attempts: botocore retries a throttled call once, then gives up to our code.
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server, s3_settings.with_overrides(s3_endpoint_url=url)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status,code", [(403, "AccessDenied"), (503, "SlowDown")])
+def test_s3_errors_are_storage_errors_not_missing_objects(failing_s3, status, code):
+    server, settings = failing_s3
+    server.status, server.code = status, code
+    store = Store(settings)
+    uri = settings.zone("landing") + "/dt=2013-01-15/flights.csv"
+    with pytest.raises(StorageError) as err:
+        store.read_bytes(uri)
+    assert not isinstance(err.value, ObjectMissing)
+    assert err.value.code == code and err.value.uri == uri
+    message = str(err.value)
+    assert uri in message and code in message and "transient" in message
+    assert server.requests == (2 if status == 503 else 1)  # throttling was retried by the client
+    with pytest.raises(StorageError) as err:  # HEAD has no body: the HTTP status is the code
+        store.exists(uri)
+    assert not isinstance(err.value, ObjectMissing) and err.value.code == str(status)
+
