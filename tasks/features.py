@@ -31,29 +31,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from tasks import raw_contract
 from tasks.landing import DropMissing, find_drop, reference_uri
 from tasks.settings import Settings
 from tasks.storage import SUCCESS, Store, join
 
-FLIGHT_COLUMNS = [
-    ("year", "int"), ("month", "int"), ("day", "int"), ("dep_time", "int"),
-    ("sched_dep_time", "int"), ("dep_delay", "double"), ("arr_time", "int"),
-    ("sched_arr_time", "int"), ("arr_delay", "double"), ("carrier", "string"),
-    ("flight", "int"), ("tailnum", "string"), ("origin", "string"), ("dest", "string"),
-    ("air_time", "double"), ("distance", "double"), ("hour", "int"), ("minute", "int"),
-    ("time_hour", "timestamp"),
-]
-WEATHER_COLUMNS = [
-    ("origin", "string"), ("year", "int"), ("month", "int"), ("day", "int"), ("hour", "int"),
-    ("temp", "double"), ("dewp", "double"), ("humid", "double"), ("wind_dir", "double"),
-    ("wind_speed", "double"), ("wind_gust", "double"), ("precip", "double"),
-    ("pressure", "double"), ("visib", "double"), ("time_hour", "timestamp"),
-]
-PLANE_COLUMNS = [
-    ("tailnum", "string"), ("year", "int"), ("type", "string"), ("manufacturer", "string"),
-    ("model", "string"), ("engines", "int"), ("seats", "int"), ("speed", "double"),
-    ("engine", "string"),
-]
+# The drop's columns and Spark types: the raw file contract, which the raw gate checks too.
+FLIGHT_COLUMNS = list(raw_contract.FLIGHT_COLUMNS)
+WEATHER_COLUMNS = list(raw_contract.WEATHER_COLUMNS)
+PLANE_COLUMNS = list(raw_contract.PLANE_COLUMNS)
 
 KEY_COLUMNS = ["flight_date", "carrier", "flight", "origin", "sched_dep_utc"]
 CATEGORICAL_FEATURES = ["carrier", "origin", "dest", "plane_type", "manufacturer", "engine"]
@@ -102,19 +88,16 @@ def _schema(columns):
         "int": T.IntegerType(), "double": T.DoubleType(), "string": T.StringType(),
         "timestamp": T.TimestampType(),
     }
+    unknown = sorted({k for _, k in columns} - kinds.keys())
+    if unknown:
+        raise ValueError(f"raw contract: no Spark type for column type(s) {unknown}")
     return T.StructType([T.StructField(n, kinds[k], True) for n, k in columns])
 
 
-def _read_csv(spark, uri: str, columns):
-    return spark.read.csv(
-        uri,
-        schema=_schema(columns),
-        header=True,
-        enforceSchema=False,  # the header must name the schema's columns, in order
-        nullValue="NA",
-        mode="FAILFAST",
-        timestampFormat="yyyy-MM-dd'T'HH:mm:ssX",
-    )
+def _read_csv(spark, uri, columns):
+    """A drop or reference CSV read by the raw contract (``tasks/raw_contract.py``): explicit
+    schema, header checked against it, FAILFAST on any value outside the contract."""
+    return spark.read.options(**raw_contract.SPARK_CSV_OPTIONS).csv(uri, schema=_schema(columns))
 
 
 def _local_path(uri: str) -> str:

@@ -16,7 +16,6 @@ expectation.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
@@ -25,9 +24,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from tasks import raw_contract
 from tasks.landing import drop_uri, source_day
+from tasks.raw_contract import Columns
 from tasks.settings import PROJECT_ROOT, Settings
-from tasks.storage import SUCCESS, Store, is_s3, join
+from tasks.storage import SUCCESS, ObjectMissing, Store, is_s3, join
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 SAMPLE_VALUES = 5
@@ -198,14 +199,18 @@ class _Validator:
         self.batch_defs: dict[str, object] = {}
         self.suites: dict[str, object] = {}
 
-    def run(self, suite_name: str, df, params: dict, *, gate: str, day: date, run_time) -> tuple:
-        """Validate one frame: (statistics, critical failures, GE result JSON, passed)."""
+    def run(self, suite_name: str, df, params: dict, *, gate: str, day: date, run_time,
+            suite_json: dict | None = None) -> tuple:
+        """Validate one frame: (statistics, critical failures, GE result JSON, passed).
+
+        The suite is ``expectations/<suite_name>.json`` unless ``suite_json`` (built in code)."""
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.expectations.metadata_types import FailureSeverity
 
         if suite_name not in self.suites:
-            raw = load_suite_json(suite_name)
-            self.suites[suite_name] = self.ctx.suites.add(_build_suite(raw, str(suite_path(suite_name))))
+            raw = suite_json if suite_json is not None else load_suite_json(suite_name)
+            hint = str(suite_path(suite_name)) if suite_json is None else f"suite {suite_name}"
+            self.suites[suite_name] = self.ctx.suites.add(_build_suite(raw, hint))
             self.batch_defs[suite_name] = self.ds.add_dataframe_asset(
                 name=suite_name).add_batch_definition_whole_dataframe("day")
         df = df.rename(columns=str.lower)  # GE matches pandas columns case-insensitively
@@ -252,21 +257,30 @@ def validate_frames(
     docs_dir: Path,
     results_dir: Path,
     unreadable: dict[str, str] | None = None,
+    suites: dict[str, dict] | None = None,
+    file_failures: list[dict] | None = None,
 ) -> tuple[GateResult, dict]:
-    """Validate each ``suite name -> pandas frame``; returns the result and the raw GE JSON."""
+    """Validate each ``suite name -> pandas frame``; returns the result and the raw GE JSON.
+
+    ``suites`` holds suites built in code (by name; the others are read from ``expectations/``).
+    ``unreadable`` (suite -> reason) and ``file_failures`` (failure dicts) are problems found
+    before any frame existed, reported like failed expectations: each one fails the gate.
+    """
     validator = _Validator(docs_dir, results_dir)
     result = GateResult(gate=gate, day=day, passed=True)
     raw_results: dict[str, dict] = {}
     for suite_name, reason in (unreadable or {}).items():
-        result.passed = False
         result.failures.append(
             {"suite": suite_name, "type": "file_is_readable_csv", "column": None,
              "kwargs": {}, "exception": reason}
         )
+    result.failures.extend(file_failures or [])
+    result.passed = not result.failures
     run_time = datetime.now(UTC)
     for suite_name, df in frames.items():
         stats, failures, raw, passed = validator.run(suite_name, df, params, gate=gate, day=day,
-                                                     run_time=run_time)
+                                                     run_time=run_time,
+                                                     suite_json=(suites or {}).get(suite_name))
         raw_results[suite_name] = raw
         result.suites[suite_name] = stats
         result.failures.extend(failures)
@@ -310,43 +324,137 @@ def expected_source_day(day: date, settings: Settings) -> date:
     return source_day(day, settings.replay_year) or day
 
 
-def _read_csv(store: Store, uri: str):
-    """A drop file as pandas, or the reason it cannot be read (named, never a crash)."""
-    import pandas as pd
+PARSE_SUFFIX = "_parse"
+RAW_SUITES = {"flights.csv": "raw_flights", "weather.csv": "raw_weather"}
 
+
+def parse_suite(name: str, columns: Columns) -> dict:
+    """The raw file contract as an expectation suite over a file's text frame (all strings).
+
+    The header names the contract's columns in order, and every value of a typed column matches
+    the contract's pattern for its Spark type: what Spark's FAILFAST reader would refuse fails a
+    named expectation here, on its column, with sample values.
+    """
+    exps = [{
+        "type": "expect_table_columns_to_match_ordered_list",
+        "kwargs": {"column_list": [c for c, _ in columns]},
+        "meta": {"why": "Spark's reader (enforceSchema=false) refuses any other header"},
+        "severity": "critical",
+    }]
+    for column, kind in columns:
+        if kind != "string":
+            exps.append({
+                "type": "expect_column_values_to_match_regex",
+                "kwargs": {"column": column, "regex": raw_contract.PATTERNS[kind]},
+                "meta": {"spark_type": kind, "contract": raw_contract.DESCRIPTIONS[kind]},
+                "severity": "critical",
+            })
+    return {"name": name, "expectations": exps,
+            "meta": {"generated_from": "tasks/raw_contract.py, the contract Spark reads with"}}
+
+
+def _read_csv(store: Store, uri: str):
+    """A drop file split by the raw contract, or the reason it is no CSV at all.
+
+    Only content problems are reasons (absent, empty, not UTF-8 text); any other storage error
+    (throttled, denied, reset) propagates as :class:`StorageError` so the task is retried and the
+    drop is not quarantined for it.
+    """
     try:
         data = store.read_bytes(uri)
-    except Exception as exc:
-        return None, f"{uri}: cannot be read ({exc})"
-    if not data.strip():
-        return None, f"{uri}: the file is empty (0 rows, no header)"
+    except ObjectMissing:
+        return None, f"{uri}: does not exist"
     try:
-        return pd.read_csv(io.BytesIO(data), na_values=["NA"], keep_default_na=True), None
-    except Exception as exc:
-        return None, f"{uri}: not a readable CSV ({type(exc).__name__}: {exc})"
+        return raw_contract.read_table(data, uri), None
+    except raw_contract.RawFileUnreadable as exc:
+        return None, str(exc)
+
+
+def text_frame(table: raw_contract.RawTable):
+    """The file's values as text (None for null), as the parse suite checks them."""
+    import pandas as pd
+
+    return pd.DataFrame(table.rows, columns=table.header, dtype=object)
+
+
+def typed_frame(table: raw_contract.RawTable, columns: Columns):
+    """The file's values typed by the contract, as Spark reads them, for the data suites.
+
+    Numbers are int64/float64 (float64 where an int column has nulls); a timestamp stays its text
+    (the suites check its hour format). A value that does not parse is null here, as Spark's
+    PERMISSIVE mode would read it: the parse suite refuses the file for it already.
+    """
+    import pandas as pd
+
+    kinds = {c: k for c, k in columns}
+    out = []
+    for j, name in enumerate(table.header):
+        kind = kinds.get(name.lower(), "string")  # Spark matches header names case-insensitively
+        values = []
+        for row in table.rows:
+            try:
+                value = None if row[j] is None else raw_contract.parse_value(kind, row[j])
+            except ValueError:
+                value = None
+            values.append(row[j] if kind == "timestamp" and value is not None else value)
+        if kind == "int":
+            dtype = "float64" if None in values else "int64"
+        else:
+            dtype = "float64" if kind == "double" else object
+        out.append(pd.Series(values, dtype=dtype, name=name))
+    df = pd.DataFrame({j: s for j, s in enumerate(out)}, index=range(len(table.rows)))
+    df.columns = table.header
+    return df
+
+
+def _malformed_failure(suite_name: str, uri: str, table: raw_contract.RawTable) -> dict:
+    lines = "; ".join(f"line {n} {why}" for n, why in table.malformed[:SAMPLE_VALUES])
+    more = f" (and {len(table.malformed) - SAMPLE_VALUES} more)" if len(
+        table.malformed) > SAMPLE_VALUES else ""
+    return {
+        "suite": suite_name, "type": "file_rows_are_well_formed_csv", "column": None,
+        "kwargs": {}, "unexpected_count": len(table.malformed),
+        "sample": [n for n, _ in table.malformed[:SAMPLE_VALUES]],
+        "exception": f"{uri}: {len(table.malformed)} row(s) Spark's reader would refuse, "
+                     f"left out of the frames: {lines}{more}",
+    }
 
 
 def gate_raw_drop(day: date, settings: Settings | None = None) -> GateResult:
-    """Validate the day's landing drop (flights and weather); quarantine it on failure."""
+    """Validate the day's landing drop (flights and weather); quarantine it on failure.
+
+    Each file is read by the raw contract's rules (those of the Spark reader) into a text frame,
+    validated by the contract's parse suite (``raw_<file>_parse``: header and value formats), and
+    a typed frame, validated by ``expectations/raw_<file>.json``. A storage error reading the drop
+    (not "no such file") raises :class:`StorageError`: nothing is quarantined, the task retries.
+    """
     import time
 
     t0 = time.perf_counter()
     settings = settings or Settings.from_env()
     store = Store(settings)
     uri = drop_uri(day, settings)
-    frames, unreadable = {}, {}
-    for suite_name, file in (("raw_flights", "flights.csv"), ("raw_weather", "weather.csv")):
-        df, reason = _read_csv(store, join(uri, file))
-        if df is None:
+    frames, suites, unreadable, file_failures = {}, {}, {}, []
+    for file, columns in raw_contract.DROP_COLUMNS.items():
+        suite_name = RAW_SUITES[file]
+        file_uri = join(uri, file)
+        table, reason = _read_csv(store, file_uri)
+        if table is None:
             unreadable[suite_name] = reason
-        else:
-            frames[suite_name] = df
+            continue
+        parse_name = suite_name + PARSE_SUFFIX
+        suites[parse_name] = parse_suite(parse_name, columns)
+        frames[parse_name] = text_frame(table)
+        frames[suite_name] = typed_frame(table, columns)
+        if table.malformed:
+            file_failures.append(_malformed_failure(suite_name, file_uri, table))
     src = expected_source_day(day, settings)
     params = {"year": src.year, "month": src.month, "day": src.day}
     docs = _DocsTarget(settings)
     result, raw = validate_frames(
         frames, params, gate="raw", day=day, docs_dir=docs.docs_dir,
-        results_dir=docs.results_dir, unreadable=unreadable,
+        results_dir=docs.results_dir, unreadable=unreadable, suites=suites,
+        file_failures=file_failures,
     )
     docs.finish()
     result.docs_uri = docs.index_uri

@@ -86,7 +86,7 @@ CASES = [
     ("missing column", missing_column, "flights.csv",
      "expect_table_columns_to_match_ordered_list", None, "distance"),
     ("wrong type", wrong_type, "flights.csv",
-     "expect_column_values_to_be_in_type_list", "distance", "'far'"),
+     "expect_column_values_to_match_regex", "distance", "'far'"),
     ("null keys", null_keys, "flights.csv",
      "expect_column_values_to_not_be_null", "carrier", "3 unexpected"),
     ("negative distances", negative_distance, "flights.csv",
@@ -176,6 +176,7 @@ def test_gate_on_s3_quarantines_through_moto(s3_settings):
     assert store.list(drop.uri) == []
     assert store.exists(s3_settings.zone("reports") + "/data_docs/index.html")
 
+
 # ------------------------------------------------------------------ storage errors are not data
 def test_missing_objects_and_buckets_on_moto(s3_settings):
     """A missing key is ObjectMissing; a missing bucket is a storage error, not a missing file."""
@@ -253,3 +254,29 @@ def test_s3_errors_are_storage_errors_not_missing_objects(failing_s3, status, co
         store.exists(uri)
     assert not isinstance(err.value, ObjectMissing) and err.value.code == str(status)
 
+
+def test_throttled_read_is_retried_not_quarantined(s3_settings, failing_s3):
+    """S3 throttling while the gate reads a good drop: a StorageError for Airflow to retry; the
+    drop stays in landing, nothing is quarantined; once S3 answers again, the gate passes."""
+    server, throttled = failing_s3
+    land_day(DAY, s3_settings)
+    with pytest.raises(StorageError, match="SlowDown") as err:
+        gate_raw_drop(DAY, throttled)
+    assert not isinstance(err.value, (ObjectMissing, QualityGateFailed))
+    store = Store(s3_settings)
+    assert find_drop(DAY, s3_settings).flights == 894
+    assert store.list(s3_settings.partition("quarantine", DAY)) == []
+    server.status, server.code = 403, "AccessDenied"
+    with pytest.raises(StorageError, match="AccessDenied"):
+        gate_raw_drop(DAY, throttled)
+    assert store.list(s3_settings.partition("quarantine", DAY)) == []
+    assert gate_raw_drop(DAY, s3_settings).passed
+
+
+def test_a_file_missing_from_the_drop_is_a_data_failure(settings):
+    drop = land_day(DAY, settings)
+    Path(drop.weather_uri).unlink()
+    with pytest.raises(QualityGateFailed, match="weather.csv: does not exist") as err:
+        gate_raw_drop(DAY, settings)
+    assert [f["type"] for f in err.value.result.failures] == ["file_is_readable_csv"]
+    assert (Path(settings.partition("quarantine", DAY)) / "drop" / "flights.csv").exists()
