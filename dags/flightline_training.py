@@ -55,30 +55,42 @@ def _end_day(context):
     doc_md=__doc__,
     params={
         "window_days": Param(90, type="integer", minimum=7, maximum=730, title="Training window (days)",
-                             description="Trailing days of published features to use."),
+                             description="7 to 730. Trailing days of published features to use."),
         "model_family": Param("both", type="string", enum=["xgboost", "torch-horovod", "both"],
                               title="Model family",
                               description="Which trainers run; 'both' trains them in parallel."),
         "horovod_workers": Param(2, type="integer", minimum=1, maximum=16, title="Horovod workers",
-                                 description="Data-parallel worker processes for the PyTorch model."),
+                                 description="1 to 16. Data-parallel worker processes for the PyTorch model."),
         "gpu": Param("auto", type="string", enum=["auto", "on", "off"], title="GPU",
                      description="auto: use a GPU when one is visible; on: require one; off: CPU."),
         "force_promote": Param(False, type="boolean", title="Force promote",
                                description="Promote the best candidate even if the gate refuses it."),
         "budget_minutes": Param(60, type="integer", minimum=1, maximum=1440,
                                 title="Time budget per trainer (minutes)",
-                                description="Training stops at this budget (XGBoost keeps its best "
+                                description="1 to 1440. Training stops at this budget (XGBoost keeps its best "
                                             "iteration so far)."),
         "margin": Param(0.002, type="number", minimum=0, maximum=0.1, title="Promotion margin",
-                        description="ROC AUC the challenger must gain over the champion."),
+                        description="0 to 0.1. ROC AUC the challenger must gain over the champion."),
     },
 )
 def flightline_training():
     @task
     def prepare_split(**context) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from tasks.training.data import NotEnoughHistory
         from tasks.training.steps import prepare_split as split
 
-        return split(_end_day(context), int(context["params"]["window_days"]), Settings.from_env())
+        end, window = _end_day(context), int(context["params"]["window_days"])
+        try:
+            return split(end, window, Settings.from_env())
+        except NotEnoughHistory as exc:  # e.g. the first nightly run: nothing to train on yet
+            from flightline_airflow.run_notes import write_run_note
+
+            reason = (f"Not trained: {exc} in the {window} days up to {end.isoformat()}; "
+                      "backfill flightline_daily first.")
+            write_run_note(context, reason)
+            raise AirflowSkipException(reason) from exc
 
     def _train(family: str, split: dict, context) -> dict | None:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -108,8 +120,11 @@ def flightline_training():
         p = context["params"]
         decision = gate([xgb, torch], margin=float(p["margin"]), force=bool(p["force_promote"]),
                         settings=Settings.from_env())
+        from flightline_airflow.run_notes import training_note, write_run_note
+
         verdict = "PROMOTED" if decision["promote"] else "NOT promoted"
         print(f"{verdict} {decision['challenger']}: {decision['reason']}")
+        write_run_note(context, training_note(decision))
         return decision
 
     split = prepare_split()

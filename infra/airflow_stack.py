@@ -124,11 +124,15 @@ class Stack:
             if not _alive(tracked):
                 return 0
             time.sleep(0.2)
+        import psutil
+
         left = _alive(tracked)
         for pid in left:
             try:
+                name = " ".join(psutil.Process(pid).cmdline()[:4])
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+                print(f"stack: killed {pid} ({name}) after {self.grace:.0f} s", flush=True)
+            except (ProcessLookupError, psutil.NoSuchProcess):
                 pass
         for proc in self.procs.values():
             try:

@@ -15,8 +15,11 @@ REPORTS_URL_PREFIX = "/flightline"
 class DataDocsLink(BaseOperatorLink):
     """"Data Docs" button on a gate task: the Great Expectations site its run rebuilt.
 
-    The link goes through the Flightline reports app that the plugin mounts on the Airflow API
-    server (``/flightline/reports/...``), so it works for local and S3 data roots alike.
+    The URL is known only at run time: the worker calls ``get_link`` on the live operator when
+    the task ends (success or failure) and stores the URL in XCom (``_link_DataDocsLink``); the
+    API server serves it from there. It points at the Flightline reports app that the plugin
+    mounts on the API server (``/flightline/reports/...``, behind Airflow's login), so it works
+    for local and S3 data roots alike.
     """
 
     name = "Data Docs"
@@ -50,6 +53,7 @@ class QualityGateOperator(BaseOperator):
     def execute(self, context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from flightline_airflow.run_notes import write_run_note
         from tasks.quality import DOCS_FOLDER, QualityGateFailed, gate_features, gate_raw_drop
         from tasks.settings import Settings
 
@@ -65,6 +69,10 @@ class QualityGateOperator(BaseOperator):
                 result = gate_features(day, self.staged_uri, settings)
         except QualityGateFailed as exc:
             self.log.error("%s", exc)
+            r = exc.result
+            write_run_note(context, f"{day.isoformat()}: {self.gate} gate FAILED "
+                                    f"({len(r.failures)} failed expectation(s)); quarantined to "
+                                    f"{r.quarantine_uri}. See the {self.task_id} log and Data Docs.")
             raise AirflowFailException(str(exc)) from exc
         self.log.info("%s (%s)", result.summary(), result.suites)
         return result.to_dict()

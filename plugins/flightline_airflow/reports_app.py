@@ -1,35 +1,90 @@
 """A small FastAPI app, mounted on the Airflow API server, that serves the reports zone.
 
 ``GET /flightline/reports/<path>`` returns a file from ``<data root>/reports/`` (local or S3),
-so Data Docs and drift reports open from the task's extra link in the Airflow UI.
+so Data Docs and drift reports open from a task's extra link in the Airflow UI. Every route sits
+behind Airflow's own login: the same auth manager and JWT as the UI and the REST API (the UI's
+``_token`` cookie, or an ``Authorization: Bearer`` header), and read access to DAGs' task
+instances. HTML pages have their CDN assets rewritten to copies served by ``/flightline/static/``,
+so reports render with no internet. No OpenAPI or docs pages are exposed.
 """
 
 from __future__ import annotations
 
 import mimetypes
 
+mimetypes.add_type("font/woff2", ".woff2")
+mimetypes.add_type("image/svg+xml", ".svg")
+STATIC_PREFIX = "/flightline/static"
+
+
+def _safe_parts(path: str) -> list[str] | None:
+    parts = [p for p in path.split("/") if p]
+    if not parts or any(p in (".", "..") or p.startswith(".") or "\\" in p for p in parts):
+        return None
+    return parts
+
+
+async def require_read_access(request) -> None:
+    """Airflow's own check, as its REST API runs it for a task instance read: the user from the
+    bearer token or the UI's cookie (401 without), allowed to read DAGs' task instances (403).
+
+    Airflow's security module is imported here, at the first request, not when the plugin
+    loads: every task process loads plugins, and that import costs it seconds.
+    """
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
+    from fastapi.security import HTTPAuthorizationCredentials
+
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    bearer = (HTTPAuthorizationCredentials(scheme=scheme, credentials=credentials)
+              if scheme.lower() == "bearer" and credentials else None)
+    user = await get_user(request, None, bearer)
+    requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE)(request, user)
+
 
 def create_app():
-    from fastapi import FastAPI, HTTPException
+    from fastapi import Depends, FastAPI, HTTPException, Request
     from fastapi.responses import Response
 
-    app = FastAPI(title="Flightline reports")
+    async def login_required(request: Request) -> None:
+        await require_read_access(request)
+
+    app = FastAPI(title="Flightline reports", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(login_required)])
 
     @app.get("/reports/{path:path}")
     def report(path: str) -> Response:
         from tasks.settings import Settings
-        from tasks.storage import StorageError, Store, join
+        from tasks.storage import ObjectMissing, Store, join
 
-        parts = [p for p in path.split("/") if p]
-        if not parts or any(p in (".", "..") or p.startswith(".") for p in parts):
+        parts = _safe_parts(path)
+        if parts is None:
             raise HTTPException(status_code=404, detail="no such report")
         settings = Settings.from_env()
         uri = join(settings.zone("reports"), *parts)
         try:
             body = Store(settings).read_bytes(uri)
-        except (StorageError, IsADirectoryError):
+        except (ObjectMissing, IsADirectoryError):
             raise HTTPException(status_code=404, detail=f"no report at {path}") from None
         media = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
-        return Response(content=body, media_type=media)
+        if media == "text/html":
+            from flightline_airflow.web_assets import rewrite_html
+
+            body = rewrite_html(body.decode("utf-8"), STATIC_PREFIX).encode("utf-8")
+        return Response(content=body, media_type=media,
+                        headers={"Cache-Control": "private, no-cache",
+                                 "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/static/{path:path}")
+    def static(path: str) -> Response:
+        from flightline_airflow.web_assets import STATIC_DIR
+
+        parts = _safe_parts(path)
+        target = STATIC_DIR.joinpath(*parts) if parts else None
+        if target is None or not target.is_file():
+            raise HTTPException(status_code=404, detail="no such asset")
+        media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return Response(content=target.read_bytes(), media_type=media,
+                        headers={"Cache-Control": "private, max-age=86400"})
 
     return app

@@ -28,6 +28,11 @@ class Split:
         return asdict(self)
 
 
+class NotEnoughHistory(ValueError):
+    """The training window holds too few published feature days: a state to wait out (backfill
+    more days), not a failure of the run."""
+
+
 def available_days(settings: Settings, end: date, window_days: int) -> list[date]:
     """Published (committed) feature days in ``(end - window_days, end]``."""
     store = Store(settings)
@@ -42,7 +47,7 @@ def available_days(settings: Settings, end: date, window_days: int) -> list[date
 def split_days(days: list[date], valid_frac: float = 0.15, test_frac: float = 0.15) -> tuple:
     """Chronological split of days into train / validation / test (each at least one day)."""
     if len(days) < 3:
-        raise ValueError(
+        raise NotEnoughHistory(
             f"need at least 3 published feature days to train (train/validation/test), "
             f"found {len(days)}"
         )
