@@ -31,6 +31,9 @@ from tasks.settings import PROJECT_ROOT, Settings
 from tasks.storage import SUCCESS, ObjectMissing, Store, is_s3, join
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+# GE logs two hundred lines of INFO registrations while it imports: quiet it before any import
+# of great_expectations, so a gate's log starts with the gate.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 SAMPLE_VALUES = 5
 DOCS_FOLDER = "data_docs"
 
@@ -144,7 +147,6 @@ def _context(docs_dir: Path, results_dir: Path):
         ProgressBarsConfig,
     )
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     cfg = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         progress_bars=ProgressBarsConfig(globally=False),
