@@ -8,8 +8,8 @@ instances. HTML pages have their CDN assets rewritten to copies served by ``/fli
 so reports render with no internet. No OpenAPI or docs pages are exposed.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads the route functions' annotations
+# at run time, and ``Request`` is imported inside create_app.
 import mimetypes
 
 mimetypes.add_type("font/woff2", ".woff2")

@@ -1,0 +1,94 @@
+"""flightline_daily under a live scheduler, beside the same DAG under `airflow dags test`.
+
+Baseline (same script, same machine): one day through `airflow dags test` (one process runs
+every task). Then the supervised local stack (api-server, scheduler, dag-processor, triggerer,
+LocalExecutor; `make airflow`) on a fresh Airflow home and data root, driven through the REST
+API: one triggered daily run (seconds per task and from first task start to last task end),
+then a 30-day backfill at 2 active runs (wall time, per-task medians). Prints ratios against the
+`dags test` baseline.
+
+    .venv/bin/python bench/bench_live.py [--days 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "infra"))
+
+from live_airflow import LiveAirflow, task_seconds  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TASKS = ["land_demo_drop", "wait_for_drop", "raw_gate", "build_features", "features_gate",
+         "publish_features"]
+
+
+def dags_test(day: str, env: dict) -> float:
+    t = time.perf_counter()
+    out = subprocess.run([str(BIN / "airflow"), "dags", "test", "flightline_daily", day], env=env,
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"dags test failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--day", default="2013-06-12")
+    ap.add_argument("--first", default="2013-02-01", help="first logical day of the backfill")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="flightline-bench-live-"))
+    data = work / "data"
+    env = {"FLIGHTLINE_DATA_ROOT": str(data)}
+
+    with LiveAirflow(work, env) as af:
+        af.wait_dags("flightline_daily")
+        # Baseline in the same Airflow home, before the scheduler has anything to do.
+        base = dags_test("2013-06-11", dict(af.env))
+
+        t = time.perf_counter()
+        run = af.trigger("flightline_daily", conf={"day": args.day})
+        done = af.wait_run("flightline_daily", run["dag_run_id"])
+        one_wall = time.perf_counter() - t
+        one = task_seconds(af.task_instances("flightline_daily", run["dag_run_id"]))
+        assert done["state"] == "success", done
+
+        first = date.fromisoformat(args.first)
+        last_after = first + timedelta(days=args.days)  # run_after range end (exclusive day)
+        t = time.perf_counter()
+        af.backfill("flightline_daily", first.isoformat(), last_after.isoformat(), max_active_runs=2)
+        time.sleep(3)
+        ids = [r["dag_run_id"] for r in af.runs("flightline_daily") if r["run_type"] == "backfill"]
+        finished = af.wait_runs("flightline_daily", ids, timeout=3600)
+        backfill_wall = time.perf_counter() - t
+        per_task = {k: [] for k in [*TASKS, "span"]}
+        for r in finished:
+            for k, v in task_seconds(af.task_instances("flightline_daily", r["dag_run_id"])).items():
+                per_task.setdefault(k, []).append(v)
+        failed = [r["dag_run_id"] for r in finished if r["state"] != "success"]
+    print(f"flightline_daily under a live scheduler ({os.cpu_count()} cores, LocalExecutor, "
+          f"parallelism 4)")
+    print(f"  baseline: `airflow dags test` one day            {base:7.1f} s   1.00x")
+    print(f"  one triggered run, first task start to last end  {one['span']:7.1f} s   "
+          f"{one['span'] / base:.2f}x   (trigger to success {one_wall:.1f} s)")
+    print("    per task: " + ", ".join(f"{k} {one[k]:.1f}" for k in TASKS if k in one))
+    print(f"  {len(finished)}-day backfill, 2 active runs          {backfill_wall:7.1f} s   "
+          f"{backfill_wall / base:.2f}x   ({backfill_wall / 60:.1f} min, "
+          f"{backfill_wall / max(len(finished), 1):.1f} s per day, {len(failed)} not successful)")
+    print("    per-task medians: " + ", ".join(
+        f"{k} {statistics.median(v):.1f}" for k, v in per_task.items() if v))
+    print(f"  stop on SIGINT: {af.stop_seconds:.1f} s, processes left: {len(af.left_behind)}")
+
+
+if __name__ == "__main__":
+    main()

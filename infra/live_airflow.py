@@ -1,0 +1,240 @@
+"""A live local Airflow for tests and benchmarks: a fresh Airflow home, the supervised stack
+(``infra/airflow_stack.py``: api-server, scheduler, dag-processor, triggerer) on a free loopback
+port, and a small client of the public REST API, logged in with the generated password.
+
+    with LiveAirflow(tmp_path, env={"FLIGHTLINE_DATA_ROOT": ...}) as af:
+        run = af.trigger("flightline_daily", conf={"day": "2013-03-15"})
+        af.wait_run("flightline_daily", run["dag_run_id"])
+
+Only the standard library and psutil (an Airflow dependency).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+FINISHED = {"success", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, body: str, what: str):
+        self.status = status
+        super().__init__(f"{what}: HTTP {status}: {body[:500]}")
+
+
+class LiveAirflow:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None, *,
+                 schedules: bool = False, grace: float = 10.0, spark_connect: bool = True):
+        self.workdir = Path(workdir)
+        self.home = self.workdir / "airflow-home"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.grace = grace
+        self.spark_connect = spark_connect
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.env.update({
+            "AIRFLOW_HOME": str(self.home),
+            "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "GX_ANALYTICS_ENABLED": "false",
+        })
+        if not schedules:
+            # Only the runs a test asks for: no nightly run for "yesterday", no asset-triggered
+            # run, so what it measures and asserts is deterministic. Manual runs and backfills
+            # are scheduled as usual.
+            self.env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
+        self.proc: subprocess.Popen | None = None
+        self.token = ""
+        self.stop_seconds: float | None = None
+        self.left_behind: list[int] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> LiveAirflow:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 240) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        init = subprocess.run(["bash", str(ROOT / "infra" / "airflow-init.sh")], env=self.env,
+                              capture_output=True, text=True)
+        if init.returncode:
+            raise RuntimeError(f"airflow-init failed:\n{init.stdout}\n{init.stderr}")
+        self.stack_log = open(self.workdir / "stack.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "infra" / "airflow_stack.py"), "--quiet",
+             "--grace", str(self.grace), f"--spark-connect-port={free_port()}",
+             "--spark-connect" if self.spark_connect else "--no-spark-connect"],
+            env=self.env, stdout=self.stack_log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the stack exited early; see {self.workdir / 'stack.log'}")
+            try:
+                self.health()
+                break
+            except Exception:
+                time.sleep(1)
+        else:
+            raise RuntimeError(f"the API server did not answer in {timeout} s")
+        self.token = self.login("admin")
+
+    def stop(self) -> None:
+        """SIGINT to the supervisor, as Ctrl-C would; records how long it took and what was left."""
+        if self.proc is None:
+            return
+        import psutil
+
+        try:
+            tree = {self.proc.pid} | {c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            tree = {self.proc.pid}
+        t = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=self.grace + 30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.stop_seconds = time.monotonic() - t
+        self.left_behind = sorted(pid for pid in tree if psutil.pid_exists(pid)
+                                  and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+        self.left_behind += [p.pid for p in psutil.process_iter(["environ"])
+                             if p.pid not in self.left_behind and p.pid != os.getpid()
+                             and (p.info.get("environ") or {}).get("AIRFLOW_HOME") == str(self.home)]
+        self.stack_log.close()
+        self.proc = None
+
+    def stack_output(self) -> str:
+        return (self.workdir / "stack.log").read_text()
+
+    # ------------------------------------------------------------------ HTTP
+    def password(self, user: str) -> str:
+        return json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())[user]
+
+    def request(self, method: str, path: str, body=None, *, token: str | None = None,
+                params: dict | None = None, raw: bool = False):
+        url = self.url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        tok = self.token if token is None else token
+        if tok:
+            req.add_header("Authorization", f"Bearer {tok}")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                payload = resp.read()
+                return (resp.status, payload, dict(resp.headers)) if raw else json.loads(payload or b"null")
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            if raw:
+                return exc.code, payload, dict(exc.headers)
+            raise ApiError(exc.code, payload.decode(errors="replace"), f"{method} {path}") from None
+
+    def login(self, user: str) -> str:
+        out = self.request("POST", "/auth/token", {"username": user, "password": self.password(user)},
+                           token="")
+        return out["access_token"]
+
+    def health(self) -> dict:
+        return self.request("GET", "/api/v2/monitor/health", token="")
+
+    def wait_dags(self, *dag_ids: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        missing = list(dag_ids)
+        while missing and time.monotonic() < deadline:
+            for dag_id in list(missing):
+                try:
+                    self.request("GET", f"/api/v2/dags/{dag_id}")
+                    missing.remove(dag_id)
+                except ApiError:
+                    pass
+            time.sleep(1)
+        if missing:
+            raise TimeoutError(f"DAGs not parsed in {timeout} s: {missing}")
+
+    # ------------------------------------------------------------------ runs
+    def trigger(self, dag_id: str, conf: dict | None = None, logical_date: str | None = None) -> dict:
+        return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                            {"logical_date": logical_date, "conf": conf or {}})
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}")
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns",
+                            params={"limit": 1000})["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        rid = urllib.parse.quote(run_id, safe="")
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances")["task_instances"]
+
+    def links(self, dag_id: str, run_id: str, task_id: str) -> dict:
+        rid = urllib.parse.quote(run_id, safe="")
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances/{task_id}/links")
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.run(dag_id, run_id)
+            if run["state"] in FINISHED:
+                return run
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id} {run_id} not finished in {timeout} s")
+
+    def backfill(self, dag_id: str, from_date: str, to_date: str, max_active_runs: int = 2,
+                 reprocess: str = "none") -> dict:
+        return self.request("POST", "/api/v2/backfills", {
+            "dag_id": dag_id, "from_date": from_date, "to_date": to_date,
+            "max_active_runs": max_active_runs, "reprocess_behavior": reprocess,
+            "run_backwards": False, "dag_run_conf": {}})
+
+    def wait_runs(self, dag_id: str, run_ids: list[str], timeout: float = 900) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = {r["dag_run_id"]: r for r in self.runs(dag_id)}
+            got = [runs[i] for i in run_ids if i in runs]
+            if len(got) == len(run_ids) and all(r["state"] in FINISHED for r in got):
+                return got
+            time.sleep(3)
+        raise TimeoutError(f"{dag_id}: runs not finished in {timeout} s")
+
+
+def task_seconds(tis: list[dict]) -> dict[str, float]:
+    """Each task instance's duration, and the run's span from first start to last end."""
+    from datetime import datetime
+
+    out, starts, ends = {}, [], []
+    for ti in tis:
+        if ti.get("start_date") and ti.get("end_date"):
+            s, e = (datetime.fromisoformat(ti[k].replace("Z", "+00:00")) for k in ("start_date", "end_date"))
+            out[ti["task_id"]] = round((e - s).total_seconds(), 1)
+            starts.append(s)
+            ends.append(e)
+    if starts:
+        out["span"] = round((max(ends) - min(starts)).total_seconds(), 1)
+    return out

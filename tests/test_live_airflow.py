@@ -1,0 +1,174 @@
+"""Flightline under a live Airflow, as users run it: api-server, scheduler, dag-processor and
+triggerer (``make airflow``'s supervisor) on a temporary Airflow home with the SQLite metadata DB,
+driven only through the public REST API with a login token.
+
+One module-scoped stack; the tests run in order and share it:
+daily run for a day -> its Data Docs links behind the login -> a training run (XGBoost and
+Horovod) that ends with the scheduler still healthy and the run's note written -> a 3-day
+backfill, then the same backfill again (no new run, byte-identical partitions) -> one SIGINT
+stops everything within the grace period with no process left.
+Later stages (serving, monitoring, cost) add their DAGs here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "infra"))
+
+from live_airflow import LiveAirflow  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+
+DAY = "2013-03-15"
+HISTORY = ("2013-03-04", "2013-03-14")  # features the training window needs besides DAY
+BACKFILL = ("2013-03-16", "2013-03-19")  # run_after range: logical days 03-16 .. 03-18
+BIN = Path(sys.executable).parent
+
+
+def _flightline(*args: str, env: dict) -> None:
+    out = subprocess.run([str(BIN / "flightline"), *args], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def _states(af: LiveAirflow, dag_id: str, run_id: str) -> dict[str, str]:
+    return {ti["task_id"]: ti["state"] for ti in af.task_instances(dag_id, run_id)}
+
+
+def _digest(root: Path, days: list[str]) -> str:
+    h = hashlib.sha256()
+    for zone in ("features", "raw"):
+        for d in days:
+            for p in sorted((root / zone / f"dt={d}").rglob("*")):
+                if p.is_file():
+                    h.update(p.relative_to(root).as_posix().encode())
+                    h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    work = tmp_path_factory.mktemp("live")
+    data = work / "data"
+    env = {"FLIGHTLINE_DATA_ROOT": str(data)}
+    import os
+
+    full = dict(os.environ, **env)
+    first_landing = "2013-03-03"
+    _flightline("land", "--date", first_landing, "--to", HISTORY[1], env=full)
+    _flightline("features-range", "--from", HISTORY[0], "--to", HISTORY[1], env=full)
+    af = LiveAirflow(work, env)
+    af.start()
+    af.data = data
+    try:
+        af.wait_dags("flightline_daily", "flightline_training")
+        yield af
+    finally:
+        af.stop()
+
+
+@pytest.fixture(scope="module")
+def daily_run(live):
+    run = live.trigger("flightline_daily", conf={"day": DAY})
+    return live.wait_run("flightline_daily", run["dag_run_id"], timeout=600)
+
+
+def test_daily_run_succeeds_and_says_which_day(live, daily_run):
+    states = _states(live, "flightline_daily", daily_run["dag_run_id"])
+    assert states == dict.fromkeys(["land_demo_drop", "wait_for_drop", "raw_gate", "build_features",
+                                    "features_gate", "publish_features"], "success"), states
+    assert daily_run["state"] == "success"
+    note = live.run("flightline_daily", daily_run["dag_run_id"])["note"]
+    assert note and note.startswith(f"Processed {DAY}: ") and "feature rows" in note, note
+    assert (live.data / "features" / f"dt={DAY}" / "_SUCCESS").exists()
+
+
+def test_gate_links_open_data_docs_behind_the_login(live, daily_run):
+    for task in ("raw_gate", "features_gate"):
+        links = live.links("flightline_daily", daily_run["dag_run_id"], task)["extra_links"]
+        url = links.get("Data Docs")
+        assert url == "/flightline/reports/data_docs/index.html", links
+        status, body, headers = live.request("GET", url, raw=True)
+        assert status == 200 and headers["content-type"].startswith("text/html")
+        html = body.decode()
+        assert "raw_flights" in html and "features" in html
+        # Rendered offline: no stylesheet or script from a CDN, the local copies are served.
+        assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
+        assert "/flightline/static/" in html
+        assert live.request("GET", url, token="", raw=True)[0] == 401
+    # Every route under /flightline needs the login, assets and missing pages included; the
+    # app exposes no API docs at all.
+    for path in ("/flightline/reports/data_docs/index.html", "/flightline/reports/nope.html",
+                 "/flightline/static/nope.css"):
+        assert live.request("GET", path, token="", raw=True)[0] == 401, path
+    for path in ("/flightline/docs", "/flightline/openapi.json", "/flightline/redoc"):
+        assert live.request("GET", path, token="", raw=True)[0] == 404, path
+        assert live.request("GET", path, raw=True)[0] == 404, path
+    # Logged in: vendored assets are served, traversal is refused, the UI cookie works too.
+    css = "/flightline/static/bootstrap@4.3.1/dist/css/bootstrap.min.css"
+    status, _, headers = live.request("GET", css, raw=True)
+    assert status == 200 and headers["content-type"].startswith("text/css"), (status, headers)
+    assert live.request("GET", "/flightline/reports/../airflow.cfg", raw=True)[0] == 404
+    req = urllib.request.Request(live.url + "/flightline/reports/data_docs/index.html",
+                                 headers={"Cookie": f"_token={live.token}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+
+
+def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, daily_run):
+    run = live.trigger("flightline_training", logical_date=f"{DAY}T12:00:00Z",
+                       conf={"window_days": 14, "model_family": "both", "horovod_workers": 2,
+                             "budget_minutes": 10})
+    done = live.wait_run("flightline_training", run["dag_run_id"], timeout=900)
+    states = _states(live, "flightline_training", run["dag_run_id"])
+    assert states == dict.fromkeys(["prepare_split", "train_xgboost", "train_torch_horovod",
+                                    "gate_champion"], "success"), states
+    assert done["state"] == "success"
+    note = live.run("flightline_training", run["dag_run_id"])["note"]
+    assert note and note.startswith(("Promoted: ", "Not promoted: ")), note
+    # The scheduler outlives the run's end (the old listener killed it right there): healthy
+    # through a few heartbeats, never restarted by the supervisor.
+    time.sleep(12)
+    health = live.health()
+    assert health["scheduler"]["status"] == "healthy", health
+    assert health["dag_processor"]["status"] == "healthy", health
+    assert health["triggerer"]["status"] == "healthy", health
+    assert "exited" not in live.stack_output(), live.stack_output()
+
+
+def test_backfill_then_the_same_backfill_again_changes_nothing(live, daily_run):
+    bf = live.backfill("flightline_daily", *BACKFILL, max_active_runs=2)
+    time.sleep(3)
+    runs = [r for r in live.runs("flightline_daily") if r["run_type"] == "backfill"]
+    assert len(runs) == 3, [r["dag_run_id"] for r in runs]
+    finished = live.wait_runs("flightline_daily", [r["dag_run_id"] for r in runs], timeout=900)
+    assert {r["state"] for r in finished} == {"success"}, [(r["dag_run_id"], r["state"]) for r in finished]
+    days = sorted(r["logical_date"][:10] for r in finished)
+    assert days == ["2013-03-16", "2013-03-17", "2013-03-18"], days
+    before = _digest(live.data, days)
+
+    try:
+        again = live.backfill("flightline_daily", *BACKFILL, max_active_runs=2)
+    except Exception as exc:  # Airflow refuses a backfill with nothing to run: also fine
+        again = {"refused": str(exc)}
+    time.sleep(10)
+    runs_after = [r for r in live.runs("flightline_daily") if r["run_type"] == "backfill"]
+    assert len(runs_after) == 3, (again, [r["dag_run_id"] for r in runs_after])
+    assert all(r["state"] == "success" for r in runs_after)
+    assert _digest(live.data, days) == before
+    assert bf["dag_id"] == "flightline_daily"
+
+
+def test_one_sigint_stops_everything(live):
+    live.stop()
+    assert live.stop_seconds is not None and live.stop_seconds < 15, live.stop_seconds
+    assert live.left_behind == [], live.left_behind
+    assert "stopped in" in live.stack_output()
