@@ -292,34 +292,75 @@ def validate_frames(
     return result, raw_results
 
 
-class _DocsTarget:
-    """Where Data Docs and GE's validation store live: the reports zone, staged locally for S3."""
+def docs_path(day: date) -> str:
+    """Path of a day's Data Docs site under the reports zone (what a gate's link opens)."""
+    return f"{DOCS_FOLDER}/dt={day.isoformat()}/index.html"
 
-    def __init__(self, settings: Settings):
+
+class _DocsTarget:
+    """Where one day's Data Docs site and GE's validation store for that day live.
+
+    One site per day (``reports/data_docs/dt=YYYY-MM-DD/``, results in
+    ``reports/gx_validations/dt=YYYY-MM-DD/``): a gate renders only its own day's few results, so
+    its cost does not grow with the history (one site for everything re-rendered every page of
+    every day on every run). ``reports/data_docs/index.html`` lists the days. On S3 the day's
+    folders are staged locally (its earlier results downloaded first) and uploaded at the end.
+    """
+
+    def __init__(self, settings: Settings, day: date):
         self.settings = settings
         self.store = Store(settings)
         self.reports = settings.zone("reports")
+        self.part = f"dt={day.isoformat()}"
         if is_s3(self.reports):
             self.tmp = Path(tempfile.mkdtemp(prefix="flightline-docs-"))
             self.docs_dir, self.results_dir = self.tmp / DOCS_FOLDER, self.tmp / "gx_validations"
+            remote = join(self.reports, "gx_validations", self.part)
+            for uri in self.store.walk_files(remote):
+                self.store.download(uri, self.results_dir / uri[len(remote) + 1:])
         else:
             self.tmp = None
-            self.docs_dir = Path(self.reports) / DOCS_FOLDER
-            self.results_dir = Path(self.reports) / "gx_validations"
+            self.docs_dir = Path(self.reports) / DOCS_FOLDER / self.part
+            self.results_dir = Path(self.reports) / "gx_validations" / self.part
         self.docs_dir.mkdir(parents=True, exist_ok=True)
         self.results_dir.mkdir(parents=True, exist_ok=True)
 
     @property
     def index_uri(self) -> str:
-        return join(self.reports, DOCS_FOLDER, "index.html")
+        return join(self.reports, DOCS_FOLDER, self.part, "index.html")
 
-    def finish(self) -> None:
-        if self.tmp is None:
-            return
-        for p in sorted(self.docs_dir.rglob("*")):
-            if p.is_file():
-                self.store.upload_file(p, join(self.reports, DOCS_FOLDER, p.relative_to(self.docs_dir).as_posix()))
-        shutil.rmtree(self.tmp, ignore_errors=True)
+    def finish(self, index: bool = True) -> None:
+        if self.tmp is not None:
+            for local, remote in ((self.docs_dir, join(self.reports, DOCS_FOLDER, self.part)),
+                                  (self.results_dir, join(self.reports, "gx_validations", self.part))):
+                for p in sorted(local.rglob("*")):
+                    if p.is_file():
+                        self.store.upload_file(p, join(remote, p.relative_to(local).as_posix()))
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if index:
+            write_docs_index(self.settings)
+
+
+def write_docs_index(settings: Settings) -> str:
+    """``reports/data_docs/index.html``: one link per day's Data Docs site, newest first."""
+    import html
+
+    store = Store(settings)
+    folder = join(settings.zone("reports"), DOCS_FOLDER)
+    days = sorted((n for n in store.list(folder) if n.startswith("dt=")), reverse=True)
+    rows = "\n".join(f'<li class="list-group-item"><a href="{html.escape(d)}/index.html">'
+                      f"{html.escape(d[3:])}</a></li>" for d in days)
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Flightline Data Docs</title>
+<link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css"/>
+</head><body class="container py-4">
+<h1 class="h3">Flightline Data Docs</h1>
+<p>Great Expectations validation results of the quality gates, one site per day.</p>
+<ul class="list-group">
+{rows}
+</ul></body></html>
+"""
+    return store.write_text(join(folder, "index.html"), page)
 
 
 def expected_source_day(day: date, settings: Settings) -> date:
@@ -452,7 +493,7 @@ def gate_raw_drop(day: date, settings: Settings | None = None) -> GateResult:
             file_failures.append(_malformed_failure(suite_name, file_uri, table))
     src = expected_source_day(day, settings)
     params = {"year": src.year, "month": src.month, "day": src.day}
-    docs = _DocsTarget(settings)
+    docs = _DocsTarget(settings, day)
     result, raw = validate_frames(
         frames, params, gate="raw", day=day, docs_dir=docs.docs_dir,
         results_dir=docs.results_dir, unreadable=unreadable, suites=suites,
@@ -510,17 +551,17 @@ def gate_features_batch(staged: dict[date, str], settings: Settings | None = Non
     """The features gate over many staged days in one GE context (range builds).
 
     Returns ``{day: GateResult}``; each failing day is quarantined like :func:`gate_features`.
-    Data Docs are built once at the end.
+    Each day gets its own Data Docs site, as the daily gate gives it.
     """
     import pandas as pd
 
     settings = settings or Settings.from_env()
     store = Store(settings)
-    docs = _DocsTarget(settings)
-    validator = _Validator(docs.docs_dir, docs.results_dir)
     run_time = datetime.now(UTC)
     results = {}
     for day, staged_uri in sorted(staged.items()):
+        docs = _DocsTarget(settings, day)
+        validator = _Validator(docs.docs_dir, docs.results_dir)
         df = pd.read_parquet(Path(staged_uri) / "data")
         df["flight_date"] = df["flight_date"].astype(str)
         df["sched_dep_utc"] = df["sched_dep_utc"].astype(str)
@@ -537,6 +578,8 @@ def gate_features_batch(staged: dict[date, str], settings: Settings | None = Non
                 {"gate": result.to_dict(), "great_expectations": raw}, indent=1, default=str))
             result.quarantine_uri = target
         results[day] = result
-    validator.build_docs()
-    docs.finish()
+        validator.build_docs()
+        docs.finish(index=False)
+    if results:
+        write_docs_index(settings)
     return results

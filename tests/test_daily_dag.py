@@ -38,7 +38,9 @@ def test_one_good_day_end_to_end(settings, daily_dag):
          "publish_features"], "success")
     df = read_features([date(2013, 5, 14)], settings)
     assert len(df) > 900 and (df["flight_date"].astype(str) == "2013-05-14").all()
-    assert Path(settings.zone("reports"), "data_docs", "index.html").exists()
+    docs = Path(settings.zone("reports"), "data_docs")
+    assert (docs / "dt=2013-05-14" / "index.html").exists()
+    assert 'href="dt=2013-05-14/index.html"' in (docs / "index.html").read_text()
 
     # The gate tasks carry the Data Docs extra link, and the reports app serves its target.
     from airflow.models.xcom import XComModel
@@ -50,7 +52,8 @@ def test_one_good_day_end_to_end(settings, daily_dag):
     with create_session() as session:
         links = {x.task_id: XComModel.deserialize_value(x) for x in session.scalars(select(XComModel).where(
             XComModel.run_id == dr.run_id, XComModel.key == "_link_DataDocsLink"))}
-    assert links == dict.fromkeys(["raw_gate", "features_gate"], "/flightline/reports/data_docs/index.html")
+    assert links == dict.fromkeys(["raw_gate", "features_gate"],
+                                  "/flightline/reports/data_docs/dt=2013-05-14/index.html")
     # The reports app refuses a caller without Airflow's token; the live-Airflow test opens the
     # same link logged in.
     client = TestClient(create_app())

@@ -95,7 +95,7 @@ def test_gate_links_open_data_docs_behind_the_login(live, daily_run):
     for task in ("raw_gate", "features_gate"):
         links = live.links("flightline_daily", daily_run["dag_run_id"], task)["extra_links"]
         url = links.get("Data Docs")
-        assert url == "/flightline/reports/data_docs/index.html", links
+        assert url == f"/flightline/reports/data_docs/dt={DAY}/index.html", links
         status, body, headers = live.request("GET", url, raw=True)
         assert status == 200 and headers["content-type"].startswith("text/html")
         html = body.decode()
@@ -104,6 +104,9 @@ def test_gate_links_open_data_docs_behind_the_login(live, daily_run):
         assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
         assert "/flightline/static/" in html
         assert live.request("GET", url, token="", raw=True)[0] == 401
+    # The Data Docs home lists the day's site.
+    status, body, _ = live.request("GET", "/flightline/reports/data_docs/index.html", raw=True)
+    assert status == 200 and f'href="dt={DAY}/index.html"' in body.decode()
     # Every route under /flightline needs the login, assets and missing pages included; the
     # app exposes no API docs at all.
     for path in ("/flightline/reports/data_docs/index.html", "/flightline/reports/nope.html",

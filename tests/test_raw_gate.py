@@ -175,6 +175,7 @@ def test_gate_on_s3_quarantines_through_moto(s3_settings):
     assert "validation.json" in store.list(q)
     assert store.list(drop.uri) == []
     assert store.exists(s3_settings.zone("reports") + "/data_docs/index.html")
+    assert store.exists(s3_settings.zone("reports") + f"/data_docs/dt={DAY.isoformat()}/index.html")
 
 
 # ------------------------------------------------------------------ storage errors are not data

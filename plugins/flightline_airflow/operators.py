@@ -54,12 +54,12 @@ class QualityGateOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from flightline_airflow.run_notes import write_run_note
-        from tasks.quality import DOCS_FOLDER, QualityGateFailed, gate_features, gate_raw_drop
+        from tasks.quality import QualityGateFailed, docs_path, gate_features, gate_raw_drop
         from tasks.settings import Settings
 
         settings = Settings.from_env()
         day = logical_day(context)
-        self.docs_path = f"{DOCS_FOLDER}/index.html"
+        self.docs_path = docs_path(day)  # the day's own Data Docs site
         try:
             if self.gate == "raw":
                 result = gate_raw_drop(day, settings)
