@@ -90,6 +90,7 @@ class Stack:
         self.restarts = dict.fromkeys(components, 0)
         self.stopping = False
         self.spark_connect_port = 0
+        self.helpers: list[subprocess.Popen] = []  # one-off jobs (the Spark warm-up)
         self.logs = home / "logs" / "stack"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -108,7 +109,10 @@ class Stack:
     def stop(self) -> int:
         """Stop every component and every process they started; returns how many were killed."""
         self.stopping = True
-        tracked = _descendants([p.pid for p in self.procs.values()])
+        for helper in self.helpers:  # disposable: stop it first
+            if helper.poll() is None:
+                helper.kill()
+        tracked = _descendants([p.pid for p in self.procs.values()] + [h.pid for h in self.helpers])
         for proc in self.procs.values():
             if proc.poll() is None:
                 try:
@@ -156,6 +160,27 @@ class Stack:
                       f"({self.restarts[name]}/{self.max_restarts})", flush=True)
                 self.start(name)
             time.sleep(0.5)
+
+
+def _warm_spark_connect(stack: Stack, port: int) -> None:
+    """Once the Spark Connect server listens, run one real feature build on it (see
+    ``tasks.spark.warm_up``), so the first task does not pay the server's first-use cost."""
+    import socket
+
+    for _ in range(240):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        return
+    if stack.stopping:
+        return
+    with open(stack.logs / "spark-connect-warm-up.log", "ab") as log:
+        stack.helpers.append(subprocess.Popen(
+            [sys.executable, "-m", "tasks.spark"], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=os.environ.copy()))
 
 
 def _port() -> int:
@@ -236,10 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in stack.components:
         stack.start(name)
     print(f"stack: started {', '.join(stack.components)} (logs in {stack.logs})", flush=True)
-    if not args.quiet:
-        import threading
+    import threading
 
+    if not args.quiet:
         threading.Thread(target=_announce, args=(home,), daemon=True).start()
+    if SPARK_CONNECT in components:
+        threading.Thread(target=_warm_spark_connect, daemon=True,
+                         args=(stack, args.spark_connect_port)).start()
     code = 0
     try:
         stack.watch()
