@@ -76,12 +76,16 @@ class LiveAirflow:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self, timeout: float = 240) -> None:
+    def init(self) -> None:
+        """A fresh Airflow home: config, secrets, login file, migrated metadata DB."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         init = subprocess.run(["bash", str(ROOT / "infra" / "airflow-init.sh")], env=self.env,
                               capture_output=True, text=True)
         if init.returncode:
             raise RuntimeError(f"airflow-init failed:\n{init.stdout}\n{init.stderr}")
+
+    def start(self, timeout: float = 240) -> None:
+        self.init()
         self.stack_log = open(self.workdir / "stack.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "infra" / "airflow_stack.py"), "--quiet",
@@ -176,6 +180,17 @@ class LiveAirflow:
             time.sleep(1)
         if missing:
             raise TimeoutError(f"DAGs not parsed in {timeout} s: {missing}")
+
+    def wait_spark_warm(self, timeout: float = 300) -> str:
+        """Wait for the stack's Spark Connect warm-up to finish; returns its log line."""
+        log = self.home / "logs" / "stack" / "spark-connect-warm-up.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = log.read_text() if log.exists() else ""
+            if "spark warm-up:" in text or "Traceback" in text:
+                return text.strip().splitlines()[-1]
+            time.sleep(1)
+        raise TimeoutError(f"no Spark warm-up in {timeout} s")
 
     # ------------------------------------------------------------------ runs
     def trigger(self, dag_id: str, conf: dict | None = None, logical_date: str | None = None) -> dict:
