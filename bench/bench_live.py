@@ -59,17 +59,23 @@ def main() -> None:
     base_af.init()
     base = dags_test("2013-06-11", dict(base_af.env))
 
+    print(f"flightline_daily under a live scheduler ({os.cpu_count()} cores, LocalExecutor, "
+          f"parallelism 4)")
+    print(f"  baseline: `airflow dags test` one day            {base:7.1f} s   1.00x", flush=True)
     with LiveAirflow(work, env) as af:
         af.wait_dags("flightline_daily")
-        warm = af.wait_spark_warm()
-        singles = []
-        for day in (args.day, args.day2):  # a fresh stack's first run, then the next one
+        print(f"  Spark Connect warm-up at start: {af.wait_spark_warm()}", flush=True)
+        for label, day in (("first run", args.day), ("second run", args.day2)):
             t = time.perf_counter()
             run = af.trigger("flightline_daily", conf={"day": day})
             done = af.wait_run("flightline_daily", run["dag_run_id"])
             assert done["state"] == "success", done
-            singles.append((day, time.perf_counter() - t,
-                            task_seconds(af.task_instances("flightline_daily", run["dag_run_id"]))))
+            wall = time.perf_counter() - t
+            one = task_seconds(af.task_instances("flightline_daily", run["dag_run_id"]))
+            print(f"  {label} ({day}), first task start to last end {one['span']:7.1f} s   "
+                  f"{one['span'] / base:.2f}x   (trigger to success {wall:.1f} s)")
+            print("    per task: " + ", ".join(f"{k} {one[k]:.1f}" for k in TASKS if k in one),
+                  flush=True)
 
         first = date.fromisoformat(args.first)
         last_after = first + timedelta(days=args.days)  # run_after range end (exclusive day)
@@ -84,14 +90,6 @@ def main() -> None:
             for k, v in task_seconds(af.task_instances("flightline_daily", r["dag_run_id"])).items():
                 per_task.setdefault(k, []).append(v)
         failed = [r["dag_run_id"] for r in finished if r["state"] != "success"]
-    print(f"flightline_daily under a live scheduler ({os.cpu_count()} cores, LocalExecutor, "
-          f"parallelism 4)")
-    print(f"  baseline: `airflow dags test` one day            {base:7.1f} s   1.00x")
-    print(f"  Spark Connect warm-up at start: {warm}")
-    for label, (day, wall, one) in zip(("first run", "second run"), singles, strict=True):
-        print(f"  {label} ({day}), first task start to last end {one['span']:7.1f} s   "
-              f"{one['span'] / base:.2f}x   (trigger to success {wall:.1f} s)")
-        print("    per task: " + ", ".join(f"{k} {one[k]:.1f}" for k in TASKS if k in one))
     print(f"  {len(finished)}-day backfill, 2 active runs          {backfill_wall:7.1f} s   "
           f"{backfill_wall / base:.2f}x   ({backfill_wall / 60:.1f} min, "
           f"{backfill_wall / max(len(finished), 1):.1f} s per day, {len(failed)} not successful)")

@@ -222,11 +222,20 @@ class LiveAirflow:
         raise TimeoutError(f"{dag_id} {run_id} not finished in {timeout} s")
 
     def backfill(self, dag_id: str, from_date: str, to_date: str, max_active_runs: int = 2,
-                 reprocess: str = "none") -> dict:
-        return self.request("POST", "/api/v2/backfills", {
-            "dag_id": dag_id, "from_date": from_date, "to_date": to_date,
-            "max_active_runs": max_active_runs, "reprocess_behavior": reprocess,
-            "run_backwards": False, "dag_run_conf": {}})
+                 reprocess: str = "none", attempts: int = 10) -> dict:
+        """Create a backfill. On SQLite, Airflow answers 503 ("Database is locked") while the
+        scheduler holds the write lock: that is transient, so it is retried, as a user would."""
+        body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date,
+                "max_active_runs": max_active_runs, "reprocess_behavior": reprocess,
+                "run_backwards": False, "dag_run_conf": {}}
+        for attempt in range(attempts):
+            try:
+                return self.request("POST", "/api/v2/backfills", body)
+            except ApiError as exc:
+                if exc.status != 503 or attempt == attempts - 1:
+                    raise
+                time.sleep(2 + attempt)
+        raise AssertionError("unreachable")
 
     def wait_runs(self, dag_id: str, run_ids: list[str], timeout: float = 900) -> list[dict]:
         deadline = time.monotonic() + timeout
