@@ -385,12 +385,27 @@ def _drop_crc(folder: Path) -> None:
 
 
 def publish_features(day: date, staged_uri: str, settings: Settings | None = None) -> str:
-    """Move a staged (and validated) features folder into ``features/dt=day`` atomically."""
+    """Move a staged (and validated) features folder into ``features/dt=day`` atomically.
+
+    Idempotent for retries: when the staged folder is gone because an earlier attempt already
+    moved it into place (and then failed on something else, such as the API server timing out
+    while it stored the task's result), the committed partition of that day is the answer.
+    """
     settings = settings or Settings.from_env()
     store = Store(settings)
+    final = settings.partition("features", day)
     if not Path(staged_uri).is_dir():
+        if store.is_committed(final) and _manifest_day(final) == day.isoformat():
+            return final
         raise ValueError(f"nothing staged at {staged_uri} to publish for {day.isoformat()}")
-    return store.publish_folder(staged_uri, settings.partition("features", day))
+    return store.publish_folder(staged_uri, final)
+
+
+def _manifest_day(folder: str) -> str | None:
+    try:
+        return json.loads((Path(folder) / "_manifest.json").read_text()).get("day")
+    except (OSError, ValueError):
+        return None
 
 
 def read_features(days: list[date], settings: Settings | None = None):

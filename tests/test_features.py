@@ -69,7 +69,12 @@ def test_first_day_has_no_history(settings, spark):
     land_day(DAY, settings)  # the day before is absent
     res = build_features(DAY, settings, spark=spark)
     assert res.history_days == 0
-    publish_features(DAY, res.features_uri, settings)
+    final = publish_features(DAY, res.features_uri, settings)
+    # A retry of the publish task (the first attempt published, then failed storing its result)
+    # finds the staged folder gone and the day's partition committed: same answer, no error.
+    assert publish_features(DAY, res.features_uri, settings) == final
+    with pytest.raises(ValueError, match="nothing staged"):
+        publish_features(DAY + timedelta(days=1), res.features_uri, settings)
     df = _frame(settings)
     assert len(df) == res.rows > 800
     # the day's own early flights still feed later ones
