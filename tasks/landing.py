@@ -18,8 +18,8 @@ import importlib.util
 import io
 import json
 import zipfile
-from dataclasses import asdict, dataclass
-from datetime import date
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -43,6 +43,8 @@ class DropMissing(LookupError):
 
 @dataclass(frozen=True)
 class Drop:
+    """A complete drop in landing: what the sensor found, what the raw gate and the build take."""
+
     day: date
     source_day: date
     uri: str
@@ -56,6 +58,28 @@ class Drop:
         d["day"] = self.day.isoformat()
         d["source_day"] = self.source_day.isoformat()
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Drop:
+        return cls(**{**d, "day": date.fromisoformat(d["day"]),
+                      "source_day": date.fromisoformat(d["source_day"])})
+
+
+@dataclass(frozen=True)
+class Landed:
+    """What the demo source served for a day: the drops it landed and the days it has no data for."""
+
+    day: date
+    drops: list[Drop] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)  # day -> why the source has none
+
+    @property
+    def source_day(self) -> date | None:
+        return next((d.source_day for d in self.drops if d.day == self.day), None)
+
+    def to_dict(self) -> dict:
+        return {"day": self.day.isoformat(), "drops": [d.to_dict() for d in self.drops],
+                "missing": dict(self.missing)}
 
 
 def source_day(day: date, replay_year: int) -> date | None:
@@ -163,9 +187,8 @@ def reference_uri(table: str, settings: Settings) -> str:
     return join(settings.zone("landing"), "reference", f"{table}.csv")
 
 
-def land_reference(settings: Settings | None = None) -> dict[str, str]:
+def land_reference(settings: Settings) -> dict[str, str]:
     """Write the reference tables (planes, airlines, airports) once; returns their URIs."""
-    settings = settings or Settings.from_env()
     store = Store(settings)
     out = {}
     for table in REFERENCE_TABLES:
@@ -177,14 +200,13 @@ def land_reference(settings: Settings | None = None) -> dict[str, str]:
     return out
 
 
-def land_day(day: date, settings: Settings | None = None, *, overwrite: bool = False) -> Drop:
+def land_day(day: date, settings: Settings, *, overwrite: bool = False) -> Drop:
     """Serve the demo drop for logical date ``day`` into ``landing/dt=day/``.
 
     Files are written first and the ``_SUCCESS`` marker last, so a reader never takes a drop that
     is still arriving. An existing complete drop is kept unless ``overwrite``.
     Raises :class:`DropMissing` when the source has no data for ``day`` (replay off).
     """
-    settings = settings or Settings.from_env()
     store = Store(settings)
     uri = drop_uri(day, settings)
     src = source_day(day, settings.replay_year)
@@ -224,9 +246,21 @@ def land_day(day: date, settings: Settings | None = None, *, overwrite: bool = F
     )
 
 
-def find_drop(day: date, settings: Settings | None = None) -> Drop:
+def land_demo_drop(day: date, settings: Settings) -> Landed:
+    """The daily flow's first step: serve ``day`` and the day before (its look-back) from the
+    demo source. A day the source has no data for (replay off) is reported, not raised: in a
+    real deployment an upstream system delivers the drop, and the sensor waits for it."""
+    landed = Landed(day=day)
+    for d in (day - timedelta(days=1), day):
+        try:
+            landed.drops.append(land_day(d, settings))
+        except DropMissing as exc:
+            landed.missing[d.isoformat()] = str(exc)
+    return landed
+
+
+def find_drop(day: date, settings: Settings) -> Drop:
     """The complete drop for ``day``, or :class:`DropMissing` naming what is absent."""
-    settings = settings or Settings.from_env()
     store = Store(settings)
     uri = drop_uri(day, settings)
     marker = join(uri, SUCCESS)
@@ -253,3 +287,29 @@ def find_drop(day: date, settings: Settings | None = None) -> Drop:
         flights=int(files.get("flights.csv", -1)),
         weather=int(files.get("weather.csv", -1)),
     )
+
+
+def find_lookback(drop: Drop, settings: Settings) -> Drop | None:
+    """The complete drop of the day before ``drop`` (look-back rows), or None when absent."""
+    try:
+        return find_drop(drop.day - timedelta(days=1), settings)
+    except DropMissing:
+        return None
+
+
+def find_drops(first: date, last: date, settings: Settings) -> dict[date, Drop]:
+    """Every day's complete drop in ``[first, last]``, and the day before ``first`` when complete
+    (look-back); :class:`DropMissing` naming every absent day of the range."""
+    if last < first:
+        raise ValueError(f"range end {last} is before its start {first}")
+    drops, missing = {}, []
+    for i in range(-1, (last - first).days + 1):
+        d = first + timedelta(days=i)
+        try:
+            drops[d] = find_drop(d, settings)
+        except DropMissing:
+            if d >= first:
+                missing.append(d.isoformat())
+    if missing:
+        raise DropMissing(first, settings.zone("landing"), f"no drop for {', '.join(missing)}")
+    return drops

@@ -8,9 +8,8 @@ from tasks.settings import ZONES, Settings
 from tasks.storage import Store, join
 
 
-def outputs_for(day: date, settings: Settings | None = None) -> dict[str, list[str]]:
+def outputs_for(day: date, settings: Settings) -> dict[str, list[str]]:
     """For each zone, the URIs that exist for ``day`` (partitions, reports, models)."""
-    settings = settings or Settings.from_env()
     store = Store(settings)
     found: dict[str, list[str]] = {}
     for zone in ZONES:

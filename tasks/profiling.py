@@ -14,7 +14,7 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
-from tasks.quality import EXPECTATIONS_DIR
+from tasks.quality.suites import EXPECTATIONS_DIR
 
 DATASETS = {
     "raw_flights": {

@@ -2,7 +2,8 @@
 
 Each field reads ``FLIGHTLINE_<FIELD>`` (upper case) from the environment; the defaults run
 everything on this machine: a local data folder inside the project, Spark in local mode, the
-2013 replay on.  ``Settings.from_env()`` is what steps, DAGs and the CLI call.
+2013 replay on.  Only the edges read the environment (the CLI, DAG tasks, benchmarks) with
+``Settings.from_env()``; every step in ``tasks/`` takes the ``Settings`` it is given.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class Settings:
     #: Year the demo source replays: any logical date maps onto that month/day of this year.
     #: 0 turns replay off: only dates inside the source year have a drop.
     replay_year: int = 2013
+    #: Memory of the local Spark driver (``local[N]`` and cluster masters; Spark Connect's server
+    #: owns its own JVM).
+    spark_driver_memory: str = "2g"
+    #: The code version a model card records; empty: the git commit of this checkout (+dirty).
+    code_version: str = ""
     #: Zone folder names under the data root.
     layout: Layout = field(default_factory=Layout)
 
@@ -81,6 +87,16 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings
+
+    def to_env(self) -> dict[str, str]:
+        """The ``FLIGHTLINE_*`` variables that rebuild these settings with :meth:`from_env`
+        (for a subprocess such as a Horovod worker: settings travel explicitly, not by ambient env).
+        """
+        env = {f"FLIGHTLINE_{f.name.upper()}": str(getattr(self, f.name))
+               for f in fields(self) if f.name != "layout"}
+        env.update({f"FLIGHTLINE_ZONE_{f.name.upper()}": getattr(self.layout, f.name)
+                    for f in fields(Layout)})
+        return env
 
     def with_overrides(self, **changes: object) -> Settings:
         new = replace(self, **changes)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
+from tasks import raw_contract
 from tasks.settings import Settings
 
 
@@ -46,7 +47,7 @@ def spark_session(settings: Settings, app_name: str = "flightline"):
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.driver.memory", os.environ.get("FLIGHTLINE_SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.parquet.compression.codec", "snappy")
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
@@ -56,6 +57,32 @@ def spark_session(settings: Settings, app_name: str = "flightline"):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def _schema(columns):
+    from pyspark.sql import types as T
+
+    kinds = {
+        "int": T.IntegerType(), "double": T.DoubleType(), "string": T.StringType(),
+        "timestamp": T.TimestampType(),
+    }
+    unknown = sorted({k for _, k in columns} - kinds.keys())
+    if unknown:
+        raise ValueError(f"raw contract: no Spark type for column type(s) {unknown}")
+    return T.StructType([T.StructField(n, kinds[k], True) for n, k in columns])
+
+
+def read_csv(spark, uri: str | list[str], columns):
+    """Drop or reference CSV(s) read by the raw contract (``tasks/raw_contract.py``): explicit
+    schema, header checked against it, FAILFAST on any value outside the contract."""
+    uris = [uri] if isinstance(uri, str) else uri
+    for u in uris:
+        if u.startswith("s3://"):
+            raise ValueError(
+                f"Spark steps read and write the data root directly; {u} is on S3. Use a local or "
+                "shared-disk data root for Spark (S3 works for every non-Spark step)."
+            )
+    return spark.read.options(**raw_contract.SPARK_CSV_OPTIONS).csv(uri, schema=_schema(columns))
 
 
 def warm_up(settings: Settings) -> float:
@@ -70,7 +97,7 @@ def warm_up(settings: Settings) -> float:
     import time
     from datetime import date
 
-    from tasks.features import build_features
+    from tasks.flows import daily
     from tasks.landing import land_day
 
     root = tempfile.mkdtemp(prefix="flightline-spark-warm-up-")
@@ -79,7 +106,7 @@ def warm_up(settings: Settings) -> float:
         for day in (date(2013, 1, 1), date(2013, 1, 2)):
             land_day(day, scratch)
         t = time.perf_counter()
-        build_features(date(2013, 1, 2), scratch)
+        daily.build_features(daily.find_drop(date(2013, 1, 2), scratch), scratch)
         return time.perf_counter() - t
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -108,16 +108,15 @@ def _client(endpoint_url: str):
     return boto3.client("s3", **kwargs)
 
 
-def s3_client(settings: Settings | None = None):
-    settings = settings or Settings.from_env()
+def s3_client(settings: Settings):
     return _client(settings.s3_endpoint_url)
 
 
 class Store:
     """Read, write, list and publish under local paths or S3 URIs."""
 
-    def __init__(self, settings: Settings | None = None):
-        self.settings = settings or Settings.from_env()
+    def __init__(self, settings: Settings):
+        self.settings = settings
 
     @property
     def s3(self):
@@ -247,7 +246,8 @@ class Store:
 
         Locally: rename into place (the old partition is moved aside first, then removed).
         On S3: drop the old marker, upload every file, write the ``_SUCCESS`` marker last.
-        A ``_SUCCESS`` file is always written so readers can tell a committed folder.
+        A ``_SUCCESS`` file is always written so readers can tell a committed folder. Either way
+        ``local_dir`` is consumed: moved into place, or removed once uploaded.
         """
         local_dir = Path(local_dir)
         if not local_dir.is_dir():
@@ -263,6 +263,7 @@ class Store:
             for p in files:
                 self.upload_file(p, join(final_uri, p.relative_to(local_dir).as_posix()))
             self.upload_file(marker, join(final_uri, SUCCESS))
+            shutil.rmtree(local_dir, ignore_errors=True)
             return final_uri
         final = Path(final_uri)
         final.parent.mkdir(parents=True, exist_ok=True)

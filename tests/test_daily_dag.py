@@ -10,7 +10,7 @@ import pandas as pd
 import pendulum
 import pytest
 
-from tasks.features import read_features
+from tasks.features.staging import read_features
 from tasks.landing import land_day
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,15 +7,17 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tasks.features import FEATURE_COLUMNS, LABEL, build_features, publish_features, read_features
-from tasks.landing import land_day
-from tasks.pipeline import run_day
+from tasks.feature_contract import FEATURE_COLUMNS, LABEL
+from tasks.features.staging import read_features
+from tasks.flows.daily import build_features, publish_features, run_day
+from tasks.landing import find_drop, land_day
 from tasks.settings import Settings
 from tasks.spark import spark_session
 
@@ -66,15 +68,15 @@ def test_rerun_replaces_the_partition_with_the_same_rows(settings, spark):
 
 
 def test_first_day_has_no_history(settings, spark):
-    land_day(DAY, settings)  # the day before is absent
-    res = build_features(DAY, settings, spark=spark)
+    drop = land_day(DAY, settings)  # the day before is absent
+    res = build_features(drop, settings, spark=spark)
     assert res.history_days == 0
-    final = publish_features(DAY, res.features_uri, settings)
+    final = publish_features(res, settings)
     # A retry of the publish task (the first attempt published, then failed storing its result)
     # finds the staged folder gone and the day's partition committed: same answer, no error.
-    assert publish_features(DAY, res.features_uri, settings) == final
+    assert publish_features(res, settings) == final
     with pytest.raises(ValueError, match="nothing staged"):
-        publish_features(DAY + timedelta(days=1), res.features_uri, settings)
+        publish_features(replace(res, day=DAY + timedelta(days=1)), settings)
     df = _frame(settings)
     assert len(df) == res.rows > 800
     # the day's own early flights still feed later ones
@@ -82,9 +84,9 @@ def test_first_day_has_no_history(settings, spark):
 
 
 def test_unpublished_staging_is_invisible(settings, spark):
-    land_day(DAY, settings)
+    drop = land_day(DAY, settings)
     land_day(DAY - timedelta(days=1), settings)
-    res = build_features(DAY, settings, spark=spark)
+    res = build_features(drop, settings, spark=spark)
     assert Path(res.features_uri).name.startswith(".")
     with pytest.raises(ValueError, match="no published feature partitions"):
         read_features([DAY], settings)
@@ -93,11 +95,11 @@ def test_unpublished_staging_is_invisible(settings, spark):
 KILL_SCRIPT = """
 import sys
 from datetime import date
-from tasks.features import build_features, publish_features
+from tasks.flows.daily import build_features, find_drop, publish_features
 from tasks.settings import Settings
 s = Settings.from_env()
-r = build_features(date.fromisoformat(sys.argv[1]), s)
-publish_features(date.fromisoformat(sys.argv[1]), r.features_uri, s)
+r = build_features(find_drop(date.fromisoformat(sys.argv[1]), s), s)
+publish_features(r, s)
 """
 
 
@@ -168,8 +170,8 @@ def test_no_feature_uses_information_from_after_scheduled_departure(tmp_path, sp
         drop = land_day(DAY, s)
         if name == "crafted":
             assert _shift_outcomes_after(Path(drop.uri), cutoff) > 200
-        res = build_features(DAY, s, spark=spark)
-        publish_features(DAY, res.features_uri, s)
+        res = build_features(find_drop(DAY, s), s, spark=spark)
+        publish_features(res, s)
         frames[name] = _frame(s)
     real, crafted = frames["real"], frames["crafted"]
     for f in (real, crafted):
@@ -186,13 +188,14 @@ def test_no_feature_uses_information_from_after_scheduled_departure(tmp_path, sp
 
 
 def test_failing_features_gate_quarantines_the_staged_partition(settings, spark):
-    from tasks.quality import QualityGateFailed, gate_features
+    from tasks.flows.daily import features_gate
+    from tasks.quality.gate import QualityGateFailed
 
-    land_day(DAY, settings)
-    res = build_features(DAY, settings, spark=spark)
+    drop = land_day(DAY, settings)
+    res = build_features(drop, settings, spark=spark)
     wrong_day = DAY + timedelta(days=3)  # the staged rows are dated another day
     with pytest.raises(QualityGateFailed, match="flight_date.*2013-01-15"):
-        gate_features(wrong_day, res.features_uri, settings)
+        features_gate(replace(res, day=wrong_day), settings)
     q = Path(settings.partition("quarantine", wrong_day), "features")
     assert (q / "validation.json").exists() and list((q / "data").glob("*.parquet"))
     assert not Path(res.features_uri).exists()

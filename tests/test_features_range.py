@@ -7,9 +7,10 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from tasks.features import build_features_range, read_features
+from tasks.features.staging import read_features
+from tasks.flows.daily import run_day
+from tasks.flows.range_build import run_range
 from tasks.landing import land_day
-from tasks.pipeline import run_day
 from tasks.settings import Settings
 
 
@@ -27,7 +28,7 @@ def test_range_build_equals_daily_runs(tmp_path):
                 land_day(first + timedelta(days=i), s)
         for i in range((last - first).days + 1):
             run_day(first + timedelta(days=i), daily, spark=spark, land=False)
-        out = build_features_range(first, last, bulk, spark=spark)
+        out = run_range(first, last, bulk, spark=spark)
     finally:
         spark.stop()
     assert out["published"] == 4 and not out["failed"]

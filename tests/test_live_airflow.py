@@ -133,7 +133,7 @@ def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, dai
     done = live.wait_run("flightline_training", run["dag_run_id"], timeout=900)
     states = _states(live, "flightline_training", run["dag_run_id"])
     assert states == dict.fromkeys(["prepare_split", "train_xgboost", "train_torch_horovod",
-                                    "gate_champion"], "success"), states
+                                    "decide_promotion"], "success"), states
     assert done["state"] == "success"
     note = live.run("flightline_training", run["dag_run_id"])["note"]
     assert note and note.startswith(("Promoted: ", "Not promoted: ")), note

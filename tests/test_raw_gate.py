@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tasks.flows.daily import raw_gate
 from tasks.landing import DropMissing, find_drop, land_day
-from tasks.quality import QualityGateFailed, gate_raw_drop
+from tasks.quality.gate import QualityGateFailed
 from tasks.storage import ObjectMissing, StorageError, Store
 
 DAY = date(2013, 1, 15)
@@ -122,7 +123,7 @@ def test_corrupted_drop_is_stopped_named_and_quarantined(settings, name, corrupt
     assert corrupted != original
 
     with pytest.raises(QualityGateFailed) as err:
-        gate_raw_drop(DAY, settings)
+        raw_gate(drop, settings)
     message = str(err.value)
     failures = err.value.result.failures
     assert any(f["type"] == etype and (column is None or f["column"] == column or
@@ -146,8 +147,8 @@ def test_corrupted_drop_is_stopped_named_and_quarantined(settings, name, corrupt
 
 
 def test_good_drop_passes_and_stays(settings):
-    land_day(DAY, settings)
-    result = gate_raw_drop(DAY, settings)
+    drop = land_day(DAY, settings)
+    result = raw_gate(drop, settings)
     assert result.passed and not result.failures
     assert result.suites["raw_flights"]["unsuccessful_expectations"] == 0
     assert find_drop(DAY, settings).flights == 894
@@ -156,8 +157,8 @@ def test_good_drop_passes_and_stays(settings):
 
 def test_weather_sensor_glitch_is_a_warning_not_a_stop(settings):
     """2013-02-12 has a 1048 mph wind reading: flagged in Data Docs, the day still flows."""
-    land_day(date(2013, 2, 12), settings)
-    result = gate_raw_drop(date(2013, 2, 12), settings)
+    drop = land_day(date(2013, 2, 12), settings)
+    result = raw_gate(drop, settings)
     assert result.passed
     assert result.suites["raw_weather"]["unsuccessful_expectations"] >= 1
 
@@ -169,7 +170,7 @@ def test_gate_on_s3_quarantines_through_moto(s3_settings):
     df.loc[:1, "origin"] = "BOS"
     store.write_text(drop.flights_uri, df.to_csv(index=False))
     with pytest.raises(QualityGateFailed, match="origin.*'BOS'"):
-        gate_raw_drop(DAY, s3_settings)
+        raw_gate(drop, s3_settings)
     q = s3_settings.partition("quarantine", DAY)
     assert store.is_committed(q)
     assert "validation.json" in store.list(q)
@@ -260,24 +261,24 @@ def test_throttled_read_is_retried_not_quarantined(s3_settings, failing_s3):
     """S3 throttling while the gate reads a good drop: a StorageError for Airflow to retry; the
     drop stays in landing, nothing is quarantined; once S3 answers again, the gate passes."""
     server, throttled = failing_s3
-    land_day(DAY, s3_settings)
+    drop = land_day(DAY, s3_settings)
     with pytest.raises(StorageError, match="SlowDown") as err:
-        gate_raw_drop(DAY, throttled)
+        raw_gate(drop, throttled)
     assert not isinstance(err.value, (ObjectMissing, QualityGateFailed))
     store = Store(s3_settings)
     assert find_drop(DAY, s3_settings).flights == 894
     assert store.list(s3_settings.partition("quarantine", DAY)) == []
     server.status, server.code = 403, "AccessDenied"
     with pytest.raises(StorageError, match="AccessDenied"):
-        gate_raw_drop(DAY, throttled)
+        raw_gate(drop, throttled)
     assert store.list(s3_settings.partition("quarantine", DAY)) == []
-    assert gate_raw_drop(DAY, s3_settings).passed
+    assert raw_gate(drop, s3_settings).passed
 
 
 def test_a_file_missing_from_the_drop_is_a_data_failure(settings):
     drop = land_day(DAY, settings)
     Path(drop.weather_uri).unlink()
     with pytest.raises(QualityGateFailed, match="weather.csv: does not exist") as err:
-        gate_raw_drop(DAY, settings)
+        raw_gate(drop, settings)
     assert [f["type"] for f in err.value.result.failures] == ["file_is_readable_csv"]
     assert (Path(settings.partition("quarantine", DAY)) / "drop" / "flights.csv").exists()

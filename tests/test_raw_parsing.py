@@ -5,7 +5,7 @@ A matrix of tricky values (ints, doubles, timestamps, null tokens, quoting, row 
 records what Spark's FAILFAST reader does with each (verified when written, on Spark 4.2.0):
 
 - the slow test puts each case alone into a real landed flights/weather file and reads it with
-  the real reader (``tasks.features._read_csv``, one local session for the module): Spark's
+  the real reader (``tasks.spark.read_csv``, one local session for the module): Spark's
   verdict must be the recorded one, and where Spark accepts, every value it reads must equal the
   contract's (``tasks.raw_contract``) reading of the same file;
 - the gate test lands real drops holding the cases (several per drop, each on its own row: a gate
@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 
 from tasks import raw_contract
+from tasks.flows.daily import raw_gate
 from tasks.landing import DropMissing, find_drop, land_day
-from tasks.quality import SAMPLE_VALUES, QualityGateFailed, gate_raw_drop
+from tasks.quality.gate import SAMPLE_VALUES, QualityGateFailed
 
 DAY = date(2013, 1, 15)
 ROW = 2  # the data row a case edits when it is alone in a file (line ROW + 1)
@@ -280,8 +281,8 @@ def _same(spark_value, contract_value) -> bool:
 @pytest.fixture(scope="module")
 def spark_readings(spark, tmp_path_factory):
     """Each case alone in a landed file, read by the real Spark reader: id -> (verdict, detail)."""
-    from tasks.features import _read_csv
     from tasks.settings import Settings
+    from tasks.spark import read_csv
 
     root = tmp_path_factory.mktemp("spark-cases")
     drop = Path(land_day(DAY, Settings(data_root=str(root / "data"))).uri)
@@ -292,7 +293,7 @@ def spark_readings(spark, tmp_path_factory):
         path.write_bytes((drop / case.file).read_bytes())
         _apply([case], path, ROW)
         try:
-            rows = _read_csv(spark, str(path), raw_contract.DROP_COLUMNS[case.file]).collect()
+            rows = read_csv(spark, str(path), raw_contract.DROP_COLUMNS[case.file]).collect()
         except Exception as exc:  # FAILFAST: the first value outside the schema stops the job
             if not type(exc).__module__.startswith(("py4j", "pyspark")):
                 raise  # not Spark refusing the file
@@ -325,7 +326,7 @@ def test_gate_names_every_case_spark_refuses(settings, cases):
     line_of = _apply(cases, path, first_row=1)
     written = path.read_bytes()
     try:
-        result = gate_raw_drop(DAY, settings)
+        result = raw_gate(drop, settings)
     except QualityGateFailed as err:
         result = err.result
     message = result.summary()
@@ -364,8 +365,7 @@ def test_gate_names_every_case_spark_refuses(settings, cases):
 
 
 def test_the_untouched_drop_passes(settings):
-    land_day(DAY, settings)
-    result = gate_raw_drop(DAY, settings)
+    result = raw_gate(land_day(DAY, settings), settings)
     assert result.passed and not result.failures
     assert result.suites["raw_flights_parse"]["evaluated_expectations"] == 1 + 15
     assert result.suites["raw_weather_parse"]["evaluated_expectations"] == 1 + 14

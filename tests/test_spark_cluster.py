@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.features import build_features, publish_features, read_features
+from tasks.features.staging import read_features
+from tasks.flows.daily import build_features, publish_features
 from tasks.landing import land_day
 from tasks.settings import Settings
 
@@ -81,9 +82,9 @@ def test_one_day_through_a_standalone_master_and_worker(tmp_path, standalone_clu
     results = {}
     for name, s in (("local", local), ("cluster", cluster)):
         land_day(DAY - timedelta(days=1), s)
-        land_day(DAY, s)
-        res = build_features(DAY, s)  # each builds and stops its own session
-        publish_features(DAY, res.features_uri, s)
+        drop = land_day(DAY, s)
+        res = build_features(drop, s)  # each builds and stops its own session
+        publish_features(res, s)
         results[name] = read_features([DAY], s).sort_values(["carrier", "flight", "origin"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(results["local"], results["cluster"])
     # The work really ran on the cluster's executor, not in the driver.

@@ -1,4 +1,4 @@
-"""Training: date split, gate decisions, registry lineage, pickle-free models, Horovod resume."""
+"""Training: date split, promotion decisions, registry lineage, pickle-free models, Horovod resume."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from tasks.settings import Settings
 from tasks.training.data import split_days
-from tasks.training.gate import decide
+from tasks.training.promotion import decide
 
 FIRST, LAST = date(2013, 3, 1), date(2013, 3, 24)
 
@@ -34,21 +34,21 @@ def test_split_is_chronological_never_random():
 BASE = {"historical_rate": 0.62, "logistic_regression": 0.68}
 
 
-def test_gate_refuses_a_worse_challenger():
+def test_promotion_refuses_a_worse_challenger():
     d = decide("v2", 0.70, BASE, "v1", 0.72)
     assert not d.promote and "does not beat champion v1" in d.reason
 
 
-def test_gate_refuses_a_challenger_within_the_margin():
+def test_promotion_refuses_a_challenger_within_the_margin():
     assert not decide("v2", 0.7210, BASE, "v1", 0.7200, margin=0.002).promote
 
 
-def test_gate_accepts_a_better_challenger():
+def test_promotion_accepts_a_better_challenger():
     d = decide("v2", 0.74, BASE, "v1", 0.72, margin=0.002)
     assert d.promote and "beats champion v1" in d.reason
 
 
-def test_gate_requires_beating_both_baselines():
+def test_promotion_requires_beating_both_baselines():
     d = decide("v2", 0.67, BASE, None, None)
     assert not d.promote and "logistic_regression" in d.reason
 
@@ -62,14 +62,14 @@ def test_force_promote_overrides_and_says_so():
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
     """24 days of real published features (range build through the features gate)."""
-    from tasks.features import build_features_range
+    from tasks.flows.range_build import run_range
     from tasks.landing import land_day
 
     root = tmp_path_factory.mktemp("train") / "data"
     s = Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(root)})
     for i in range(-1, (LAST - FIRST).days + 1):
         land_day(FIRST + timedelta(days=i), s)
-    out = build_features_range(FIRST, LAST, s)
+    out = run_range(FIRST, LAST, s)
     assert out["published"] == 24, out["failed"]
     return s
 
@@ -83,20 +83,20 @@ def env_for(monkeypatch):
 
 @pytest.mark.slow
 def test_registry_records_lineage_and_models_load_without_pickle(history, env_for):
+    from tasks.flows.training import decide_promotion, prepare_split, train_candidate
     from tasks.training import registry
-    from tasks.training.steps import gate, prepare_split, train_candidate
 
     env_for(history)
     split = prepare_split(LAST, 30, history)
-    assert split["test_days"][-1] == LAST.isoformat() and len(split["partitions"]) == 24
+    assert split.test_days[-1] == LAST.isoformat() and len(split.partitions) == 24
     cands = [train_candidate("xgboost", split, run_key="t-lineage-x", settings=history),
              train_candidate("torch-horovod", split, run_key="t-lineage-t", workers=2,
                              settings=history, epochs=3)]
-    decision = gate(cands, settings=history)
-    assert decision["promote"] and registry.champion(history)["version"] == decision["challenger"]
+    decision = decide_promotion(cands, history)
+    assert decision.promote and registry.champion(history)["version"] == decision.challenger
     for c in cands:
-        card = registry.show(c["version"], history)
-        assert card["split"]["partitions"] == split["partitions"]  # the exact partitions used
+        card = registry.show(c.version, history)
+        assert card["split"]["partitions"] == split.partitions  # the exact partitions used
         assert all(Path(p, "_SUCCESS").exists() for p in card["split"]["partitions"])
         assert card["code_version"] not in ("", "unknown")
         assert card["params"] and card["hardware"]["cpus"] and card["duration_s"] > 0
@@ -106,40 +106,40 @@ def test_registry_records_lineage_and_models_load_without_pickle(history, env_fo
         for f in folder.glob("*.npz"):
             with np.load(f, allow_pickle=False) as z:  # reading an object array would raise
                 assert all(z[k].dtype != object for k in z.files)
-        model = registry.load_model(c["version"], history)
-        from tasks.features import read_features
+        model = registry.load_model(c.version, history)
+        from tasks.features.staging import read_features
 
         p = model.predict_proba(read_features([LAST], history))
         assert p.min() >= 0 and p.max() <= 1 and len(p) > 500
-    assert cands[0]["metrics"]["roc_auc"] > max(cands[0]["baselines"].values())
+    assert cands[0].metrics["roc_auc"] > max(cands[0].baselines.values())
     listed = registry.versions(history)
-    assert {v["version"] for v in listed} >= {c["version"] for c in cands}
+    assert {v["version"] for v in listed} >= {c.version for c in cands}
     assert sum(v["champion"] for v in listed) == 1
 
 
 @pytest.mark.slow
-def test_gate_keeps_the_champion_against_a_worse_model_and_moves_for_a_better(history, env_for):
+def test_promotion_keeps_the_champion_against_a_worse_model_and_moves_for_a_better(history, env_for):
+    from tasks.flows.training import decide_promotion, prepare_split, train_candidate
     from tasks.training import registry
-    from tasks.training.steps import gate, prepare_split, train_candidate
 
     env_for(history)
     split = prepare_split(LAST, 30, history)
     weak = train_candidate("torch-horovod", split, run_key="t-weak", workers=1, settings=history,
                            epochs=1, lr=1e-6)  # barely trained: a clearly worse model
     strong = train_candidate("xgboost", split, run_key="t-strong", settings=history)
-    assert strong["metrics"]["roc_auc"] > weak["metrics"]["roc_auc"] + 0.01
-    forced = gate([weak], force=True, settings=history)
-    assert forced["promote"] and registry.champion(history)["version"] == weak["version"]
-    better = gate([strong], settings=history)
-    assert better["promote"] and registry.champion(history)["version"] == strong["version"]
-    assert better["champion_auc"] == pytest.approx(weak["metrics"]["roc_auc"], abs=1e-9)
-    refused = gate([weak], settings=history)
-    assert not refused["promote"] and registry.champion(history)["version"] == strong["version"]
-    assert "champion stays" in refused["reason"]
+    assert strong.metrics["roc_auc"] > weak.metrics["roc_auc"] + 0.01
+    forced = decide_promotion([weak], history, force=True)
+    assert forced.promote and registry.champion(history)["version"] == weak.version
+    better = decide_promotion([strong], history)
+    assert better.promote and registry.champion(history)["version"] == strong.version
+    assert better.champion_auc == pytest.approx(weak.metrics["roc_auc"], abs=1e-9)
+    refused = decide_promotion([weak], history)
+    assert not refused.promote and registry.champion(history)["version"] == strong.version
+    assert "champion stays" in refused.reason
 
 
 def _frames(settings):
-    from tasks.features import read_features
+    from tasks.features.staging import read_features
 
     days = [FIRST + timedelta(days=i) for i in range(24)]
     return (read_features(days[:18], settings), read_features(days[18:21], settings),
@@ -149,14 +149,15 @@ def _frames(settings):
 KILL = """
 import sys
 from tasks.settings import Settings
-from tasks.features import read_features
+from tasks.features.staging import read_features
 from tasks.training import torch_train
 from datetime import date, timedelta
 s = Settings.from_env()
 d0 = date(2013, 3, 1)
 tr = read_features([d0 + timedelta(days=i) for i in range(18)], s)
 va = read_features([d0 + timedelta(days=i) for i in range(18, 21)], s)
-torch_train.train(tr, va, workdir=sys.argv[1], checkpoint_uri=sys.argv[2], workers=2, epochs=5)
+torch_train.train(tr, va, workdir=sys.argv[1], checkpoint_uri=sys.argv[2], settings=s, workers=2,
+                  epochs=5)
 """
 
 
@@ -179,7 +180,7 @@ def test_horovod_run_killed_after_an_epoch_resumes_from_its_checkpoint(history, 
     assert 1 <= done < 4, "the run must be killed part-way"
     tr, va, _ = _frames(history)
     _, info = torch_train.train(tr, va, workdir=tmp_path / "w2", checkpoint_uri=str(ckpt),
-                                workers=2, epochs=5)
+                                settings=history, workers=2, epochs=5)
     assert info["resumed_from"] == done
     assert [h["epoch"] for h in info["history"]] == list(range(5))
     assert "resumed" in (tmp_path / "w2" / "train.log").read_text()
@@ -197,15 +198,15 @@ def test_two_horovod_workers_reach_the_quality_of_one(history, tmp_path):
     for workers in (1, 2):
         folder, info = torch_train.train(tr, va, workdir=tmp_path / f"w{workers}",
                                          checkpoint_uri=str(tmp_path / f"c{workers}"),
-                                         workers=workers, epochs=4)
+                                         settings=history, workers=workers, epochs=4)
         assert info["workers"] == workers
-        auc[workers] = metrics(te["label_late15"].to_numpy(), TorchModel(folder).predict_proba(te))["roc_auc"]
+        auc[workers] = metrics(te["label_late15"].to_numpy(), TorchModel.load(folder).predict_proba(te))["roc_auc"]
     assert auc[1] > 0.6
     assert abs(auc[2] - auc[1]) < 0.02, auc
 
 
 @pytest.mark.slow
-def test_training_dag_trains_gates_and_refuses_bad_params(history, env_for):
+def test_training_dag_trains_decides_and_refuses_bad_params(history, env_for):
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
 
@@ -221,7 +222,7 @@ def test_training_dag_trains_gates_and_refuses_bad_params(history, env_for):
     states = {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state)
               for ti in dr.get_task_instances()}
     assert states == {"prepare_split": "success", "train_xgboost": "success",
-                      "train_torch_horovod": "skipped", "gate_champion": "success"}
+                      "train_torch_horovod": "skipped", "decide_promotion": "success"}
     # The run note itself is written through the REST API, so the live-Airflow test checks it;
     # here: the decision the note is made from, and the note's wording.
     from airflow.models.xcom import XComModel
@@ -232,7 +233,7 @@ def test_training_dag_trains_gates_and_refuses_bad_params(history, env_for):
     with create_session() as session:
         row = session.scalars(select(XComModel).where(
             XComModel.run_id == dr.run_id, XComModel.dag_id == "flightline_training",
-            XComModel.task_id == "gate_champion", XComModel.key == "return_value")).one()
+            XComModel.task_id == "decide_promotion", XComModel.key == "return_value")).one()
         decision = XComModel.deserialize_value(row)
     note = training_note(decision)
     assert note.startswith(("Promoted: ", "Not promoted: ")) and decision["reason"] in note, note

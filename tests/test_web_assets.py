@@ -103,11 +103,10 @@ def test_every_mapped_asset_is_vendored_with_its_licence():
 
 
 def test_real_data_docs_load_only_vendored_assets(settings):
+    from tasks.flows.daily import raw_gate
     from tasks.landing import land_day
-    from tasks.quality import gate_raw_drop
 
-    land_day(DAY, settings)
-    gate_raw_drop(DAY, settings)
+    raw_gate(land_day(DAY, settings), settings)
     site = Path(settings.zone("reports")) / "data_docs"
     pages = sorted(site.rglob("*.html"))
     assert site / "index.html" in pages and len(pages) >= 3  # index, suites, validations

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
-from flightline_airflow import DEFAULT_ARGS, logical_day  # noqa: F401  (re-export for DAGs)
+from flightline_airflow import logical_day
 
 REPORTS_URL_PREFIX = "/flightline"
 
@@ -30,43 +30,54 @@ class DataDocsLink(BaseOperatorLink):
         return f"{REPORTS_URL_PREFIX}/reports/{path}" if path else ""
 
 
+def _gate_step(gate: str, data: dict, settings):
+    """Run the daily flow's gate step on the result of the step before (its XCom dict)."""
+    from tasks.features.staging import StagedFeatures
+    from tasks.flows import daily
+    from tasks.landing import Drop
+
+    if gate == "raw":
+        return daily.raw_gate(Drop.from_dict(data), settings)
+    return daily.features_gate(StagedFeatures.from_dict(data), settings)
+
+
 class QualityGateOperator(BaseOperator):
-    """Run a Great Expectations gate (``raw`` drop or staged ``features``) for the run's day.
+    """Run a Great Expectations gate of the daily flow on the result of the step before:
+    ``raw`` takes the drop the sensor found, ``features`` the staged partition the build wrote
+    (``data``: that task's XCom, templated).
 
     A failing gate fails the task without retries (the data will not get better by retrying), and
     the log names each failed expectation with sample values; the drop or staged partition is
     already in ``quarantine/`` by then.
     """
 
-    template_fields: Sequence[str] = ("staged_uri",)
+    template_fields: Sequence[str] = ("data",)
     operator_extra_links = (DataDocsLink(),)
     ui_color = "#e6f4ea"
 
-    def __init__(self, *, gate: str, staged_uri: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, gate: str, data: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if gate not in ("raw", "features"):
             raise ValueError(f"QualityGateOperator: gate must be 'raw' or 'features', got {gate!r}")
         self.gate = gate
-        self.staged_uri = staged_uri
+        self.data = data
         self.docs_path: str | None = None
 
     def execute(self, context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
         from flightline_airflow.run_notes import write_run_note
-        from tasks.quality import QualityGateFailed, docs_path, gate_features, gate_raw_drop
+        from tasks.quality.context import docs_path
+        from tasks.quality.gate import QualityGateFailed
         from tasks.settings import Settings
 
         settings = Settings.from_env()
         day = logical_day(context)
         self.docs_path = docs_path(day)  # the day's own Data Docs site
+        if not self.data:
+            raise AirflowFailException(f"{self.gate} gate: no result of the step before to validate")
         try:
-            if self.gate == "raw":
-                result = gate_raw_drop(day, settings)
-            else:
-                if not self.staged_uri:
-                    raise AirflowFailException("features gate: no staged partition to validate")
-                result = gate_features(day, self.staged_uri, settings)
+            result = _gate_step(self.gate, self.data, settings)
         except QualityGateFailed as exc:
             self.log.error("%s", exc)
             r = exc.result

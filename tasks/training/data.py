@@ -10,15 +10,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 
-from tasks.features import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
+from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, NUMERIC_FEATURES
+from tasks.features.staging import read_features
 from tasks.settings import Settings
 from tasks.storage import Store
-
-FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
 
 @dataclass
 class Split:
+    """The training flow's first result: the window's days, by role, and the exact partitions."""
+
+    end: str
+    window_days: int
     train_days: list[str]
     valid_days: list[str]
     test_days: list[str]
@@ -26,6 +29,10 @@ class Split:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Split:
+        return cls(**d)
 
 
 class NotEnoughHistory(ValueError):
@@ -60,20 +67,27 @@ def split_days(days: list[date], valid_frac: float = 0.15, test_frac: float = 0.
     return days[:n_train], days[n_train : n_train + n_valid], days[n_train + n_valid :]
 
 
-def load_window(end: date, window_days: int, settings: Settings | None = None):
-    """The window's frames: (train, valid, test, Split)."""
-    from tasks.features import read_features
-
-    settings = settings or Settings.from_env()
+def prepare_split(end: date, window_days: int, settings: Settings) -> Split:
+    """The trailing window's date split and the exact partitions it uses (lineage)."""
+    if not 3 <= window_days <= 3660:
+        raise ValueError(f"window_days must be between 3 and 3660, got {window_days}")
     days = available_days(settings, end, window_days)
     train, valid, test = split_days(days)
-    split = Split(
+    return Split(
+        end=end.isoformat(), window_days=window_days,
         train_days=[d.isoformat() for d in train],
         valid_days=[d.isoformat() for d in valid],
         test_days=[d.isoformat() for d in test],
         partitions=[settings.partition("features", d) for d in days],
     )
-    return read_features(train, settings), read_features(valid, settings), read_features(test, settings), split
+
+
+def frames(split: Split, settings: Settings):
+    """The split's (train, validation, test) feature frames."""
+    def read(days: list[str]):
+        return read_features([date.fromisoformat(d) for d in days], settings)
+
+    return read(split.train_days), read(split.valid_days), read(split.test_days)
 
 
 def xy(df, categories: dict[str, list[str]] | None = None):
@@ -81,7 +95,7 @@ def xy(df, categories: dict[str, list[str]] | None = None):
     fixed category list (from training), so every split and the served model agree on codes."""
     import pandas as pd
 
-    X = df[FEATURES].copy()
+    X = df[MODEL_FEATURES].copy()
     for c in NUMERIC_FEATURES:
         X[c] = pd.to_numeric(X[c], errors="coerce").astype("float32")
     cats = categories or {c: sorted(map(str, df[c].dropna().unique())) for c in CATEGORICAL_FEATURES}

@@ -1,8 +1,14 @@
-"""Evaluation on the test days: metrics, calibration, baselines, plots."""
+"""Evaluation on the test days: metrics, calibration, baselines, plots, importance."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import numpy as np
+
+from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, NUMERIC_FEATURES
 
 CAL_BINS = 10
 
@@ -47,14 +53,11 @@ class HistoricalRateBaseline:
         self.m = m
 
     def fit(self, df, y):
-        import pandas as pd
-
         d = df[self.keys].copy()
         d["y"] = y
         self.prior = float(np.mean(y))
         g = d.groupby(self.keys, observed=True)["y"].agg(["sum", "count"])
         self.table = ((g["sum"] + self.m * self.prior) / (g["count"] + self.m)).rename("rate")
-        self._pd = pd
         return self
 
     def predict_proba(self, df) -> np.ndarray:
@@ -69,8 +72,6 @@ def logistic_baseline(X_train, y_train):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    from tasks.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
     pre = ColumnTransformer([
         ("num", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
@@ -128,3 +129,54 @@ def plots(y: np.ndarray, curves: dict[str, np.ndarray], folder) -> dict[str, str
         "calibration": draw("calibration", "predicted probability", "observed late share",
                             "Calibration, test days", "upper left", cal),
     }
+
+
+def permutation_importance(model, df, rng, rows: int = 5000) -> dict[str, float]:
+    """ROC AUC lost when each feature is shuffled, on a sample of labelled rows, largest first."""
+    sample = df.sample(min(rows, len(df)), random_state=0).reset_index(drop=True)
+    ys = sample[LABEL].to_numpy()
+    base = metrics(ys, model.predict_proba(sample))["roc_auc"]
+    out = {}
+    for c in MODEL_FEATURES:
+        shuffled = sample.copy()
+        shuffled[c] = rng.permutation(shuffled[c].to_numpy())
+        out[c] = round(base - metrics(ys, model.predict_proba(shuffled))["roc_auc"], 5)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+@dataclass
+class Evaluation:
+    """A model on the test days beside the two baselines; its files are in the version folder."""
+
+    metrics: dict
+    baselines: dict[str, float]  # baseline -> test ROC AUC
+    plots: dict[str, str]  # plot -> file name
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(model, train_df, test_df, folder: Path) -> Evaluation:
+    """Score ``model`` on the test days beside the historical-rate and logistic-regression
+    baselines (fitted on the train days); write the plots, ``metrics.json`` and
+    ``importance.json`` into ``folder``."""
+    from tasks.training.data import xy
+
+    y_test = test_df[LABEL].to_numpy()
+    p_model = model.predict_proba(test_df)
+    hist = HistoricalRateBaseline().fit(train_df, train_df[LABEL].to_numpy())
+    X_tr, y_tr, cats = xy(train_df)
+    X_te, _, _ = xy(test_df, cats)
+    logreg = logistic_baseline(X_tr, y_tr)
+    curves = {model.family: p_model, "historical rate": hist.predict_proba(test_df),
+              "logistic regression": logreg(X_te)}
+    m = metrics(y_test, p_model)
+    baselines = {"historical_rate": metrics(y_test, curves["historical rate"])["roc_auc"],
+                 "logistic_regression": metrics(y_test, curves["logistic regression"])["roc_auc"]}
+    files = plots(y_test, curves, folder)
+    importance = model.importance(test_df)
+    (folder / "metrics.json").write_text(json.dumps({
+        "test": m, "calibration": calibration(y_test, np.asarray(p_model)),
+        "baselines": baselines}, indent=1))
+    (folder / "importance.json").write_text(json.dumps(importance, indent=1))
+    return Evaluation(metrics=m, baselines=baselines, plots=files)

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     import horovod.torch as hvd
     import torch
 
+    from tasks.settings import Settings
     from tasks.storage import Store, join
     from tasks.training.torch_model import build, load_npz, state_to_npz
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build(prep, tuple(cfg["hidden"]), cfg["dropout"]).to(device)
     base_opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"] * size)
 
-    store = Store()
+    store = Store(Settings.from_env(cfg["settings"]))  # the launcher's settings, explicitly
     ckpt_uri = cfg["checkpoint_uri"]
     start_epoch, history, best = 0, [], {"valid_logloss": float("inf"), "epoch": -1}
     if rank == 0 and store.exists(join(ckpt_uri, "latest.json")):

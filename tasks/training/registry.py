@@ -7,13 +7,15 @@ Layout::
 
 Versions are named ``v<UTC timestamp>-<family>``: sortable, unique without a lock. A version
 folder is published atomically (staged, then renamed or committed with ``_SUCCESS``); the
-``champion`` alias is one object rewritten atomically, and moves only through the gate.
+``champion`` alias is one object rewritten atomically, and moves only through the promotion
+decision (:mod:`tasks.training.promotion`).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +27,26 @@ class RegistryError(LookupError):
     pass
 
 
+@dataclass
+class Candidate:
+    """A registered (not yet champion) version: what the promotion decision compares."""
+
+    version: str
+    family: str
+    uri: str
+    metrics: dict
+    baselines: dict[str, float]
+    test_days: list[str]
+    duration_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Candidate:
+        return cls(**d)
+
+
 def _root(settings: Settings) -> str:
     return join(settings.zone("models"), "registry")
 
@@ -33,9 +55,8 @@ def new_version(family: str) -> str:
     return f"v{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{family}"
 
 
-def register(folder: Path, card: dict, settings: Settings | None = None) -> str:
+def register(folder: Path, card: dict, settings: Settings) -> str:
     """Publish a finished local model folder (with metrics.json) as a new version."""
-    settings = settings or Settings.from_env()
     store = Store(settings)
     version = card["version"]
     (Path(folder) / "card.json").write_text(json.dumps(card, indent=1, default=str))
@@ -45,9 +66,8 @@ def register(folder: Path, card: dict, settings: Settings | None = None) -> str:
     return store.publish_folder(folder, uri)
 
 
-def versions(settings: Settings | None = None) -> list[dict]:
+def versions(settings: Settings) -> list[dict]:
     """Every committed version with its card summary, oldest first."""
-    settings = settings or Settings.from_env()
     store = Store(settings)
     base = join(_root(settings), "versions")
     out = []
@@ -68,8 +88,7 @@ def versions(settings: Settings | None = None) -> list[dict]:
     return out
 
 
-def show(version: str, settings: Settings | None = None) -> dict:
-    settings = settings or Settings.from_env()
+def show(version: str, settings: Settings) -> dict:
     store = Store(settings)
     uri = join(_root(settings), "versions", version)
     if not store.is_committed(uri):
@@ -80,16 +99,14 @@ def show(version: str, settings: Settings | None = None) -> dict:
     return card
 
 
-def champion(settings: Settings | None = None) -> dict | None:
-    settings = settings or Settings.from_env()
+def champion(settings: Settings) -> dict | None:
     store = Store(settings)
     uri = join(_root(settings), "champion.json")
     return json.loads(store.read_text(uri)) if store.exists(uri) else None
 
 
-def set_champion(version: str, reason: str, settings: Settings | None = None) -> dict:
-    """Move the alias (only the gate calls this). One atomic object write."""
-    settings = settings or Settings.from_env()
+def set_champion(version: str, reason: str, settings: Settings) -> dict:
+    """Move the alias (only the promotion decision calls this). One atomic object write."""
     show(version, settings)  # must exist
     previous = champion(settings)
     alias = {"version": version, "since": datetime.now(UTC).isoformat(), "reason": reason,
@@ -98,22 +115,19 @@ def set_champion(version: str, reason: str, settings: Settings | None = None) ->
     return alias
 
 
-def load_model(version: str, settings: Settings | None = None):
-    """A registered model ready to ``predict_proba(features_df)``, loaded without pickle."""
-    settings = settings or Settings.from_env()
+def load_model(version: str, settings: Settings):
+    """A registered model of any family, ready to ``predict_proba(features_df)``, loaded
+    without pickle (through a temporary folder that is removed before it returns)."""
+    from tasks.training.models import TRAINERS, load
+
     card = show(version, settings)
+    if card["family"] not in TRAINERS:
+        raise RegistryError(f"{version}: unknown model family {card['family']!r}")
     store = Store(settings)
-    local = Path(tempfile.mkdtemp(prefix=f"flightline-{version}-"))
-    for name in card["files"]:
-        if name.endswith((".png",)):
-            continue
-        store.download(join(card["uri"], name), local / name)
-    if card["family"] == "xgboost":
-        from tasks.training.xgb import XGBModel
-
-        return XGBModel(local)
-    if card["family"] == "torch-horovod":
-        from tasks.training.torch_model import TorchModel
-
-        return TorchModel(local)
-    raise RegistryError(f"{version}: unknown model family {card['family']!r}")
+    with tempfile.TemporaryDirectory(prefix=f"flightline-{version}-") as tmp:
+        local = Path(tmp)
+        for name in card["files"]:
+            if name.endswith((".png",)):
+                continue
+            store.download(join(card["uri"], name), local / name)
+        return load(card["family"], local)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
 
 
 def prepare(df, prep: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
@@ -36,7 +36,7 @@ def prepare(df, prep: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.nd
         codes.append(df[c].map(lambda v, index=index: index.get(str(v), 0) if v is not None else 0)
                      .fillna(0).to_numpy("int64"))
     x_cat = np.stack(codes, axis=1)
-    y = df["label_late15"].to_numpy("float32") if "label_late15" in df else None
+    y = df[LABEL].to_numpy("float32") if LABEL in df else None
     return x_num, x_cat, y, prep
 
 
@@ -99,20 +99,35 @@ def load_npz(path: Path, model, optimizer=None) -> dict:
 
 
 class TorchModel:
-    """A saved Horovod/PyTorch model, loaded without pickle."""
+    """A Horovod/PyTorch tabular model: weights (``.npz``), preprocessing and shape (JSON);
+    saved and loaded without pickle."""
 
     family = "torch-horovod"
+    FILES = ("weights.npz", "prep.json", "model.json")
 
-    def __init__(self, folder: Path):
+    def __init__(self, files: dict[str, bytes]):
+        import io
+
         import torch
 
-        folder = Path(folder)
-        self.prep = json.loads((folder / "prep.json").read_text())
-        cfg = json.loads((folder / "model.json").read_text())
+        self.files = files
+        self.prep = json.loads(files["prep.json"])
+        cfg = json.loads(files["model.json"])
         self.net = build(self.prep, tuple(cfg["hidden"]), cfg["dropout"])
-        load_npz(folder / "weights.npz", self.net)
+        load_npz(io.BytesIO(files["weights.npz"]), self.net)
         self.net.eval()
         self._torch = torch
+
+    @classmethod
+    def load(cls, folder: Path) -> TorchModel:
+        return cls({name: (Path(folder) / name).read_bytes() for name in cls.FILES})
+
+    def save(self, folder: Path) -> list[str]:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in self.files.items():
+            (folder / name).write_bytes(data)
+        return list(self.files)
 
     def predict_proba(self, df) -> np.ndarray:
         x_num, x_cat, _, _ = prepare(df, self.prep)
@@ -123,3 +138,9 @@ class TorchModel:
                 logits = self.net(torch.from_numpy(x_num[i:i + 65536]), torch.from_numpy(x_cat[i:i + 65536]))
                 out.append(torch.sigmoid(logits).numpy())
         return np.concatenate(out) if out else np.zeros(0)
+
+    def importance(self, df) -> dict[str, float]:
+        """Permutation importance on labelled rows ``df`` (ROC AUC lost per shuffled feature)."""
+        from tasks.training.evaluate import permutation_importance
+
+        return permutation_importance(self, df, np.random.default_rng(0))

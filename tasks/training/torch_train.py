@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.settings import Settings
+
 DEFAULTS = {"epochs": 6, "batch_size": 512, "lr": 1e-3, "seed": 13, "hidden": [128, 64],
             "dropout": 0.1}
 
@@ -20,11 +22,13 @@ class TrainingFailed(RuntimeError):
     pass
 
 
-def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, workers: int = 1,
-          gpu: bool = False, time_budget_s: float | None = None, **overrides) -> tuple[Path, dict]:
+def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, settings: Settings,
+          workers: int = 1, gpu: bool = False, time_budget_s: float | None = None,
+          **overrides) -> tuple[Path, dict]:
     """Train with ``workers`` Horovod processes; returns (model folder, info).
 
-    Re-running with the same ``checkpoint_uri`` resumes from its last completed epoch.
+    Re-running with the same ``checkpoint_uri`` resumes from its last completed epoch. The
+    workers get ``settings`` in their config (they write checkpoints through the store).
     """
     from tasks.training.torch_model import prepare
 
@@ -40,7 +44,8 @@ def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, workers: in
     model_dir = workdir / "model"
     cfg = {**DEFAULTS, **overrides, "data": str(workdir / "data.npz"), "prep": str(workdir / "prep.json"),
            "checkpoint_uri": checkpoint_uri, "out_dir": str(model_dir), "gpu": gpu,
-           "threads_per_worker": max(1, (os.cpu_count() or 1) // workers)}
+           "threads_per_worker": max(1, (os.cpu_count() or 1) // workers),
+           "settings": settings.to_env()}
     (workdir / "config.json").write_text(json.dumps(cfg, indent=1))
     cmd = [sys.executable, "-m", "tasks.training.hvd_train", "--config", str(workdir / "config.json")]
     if workers > 1:
@@ -72,3 +77,15 @@ def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, workers: in
         "rows": {"train": int(len(y)), "valid": int(len(vy))},
     }
     return model_dir, info
+
+
+def fit(train_df, valid_df, options):
+    """The trainer table's entry: ``(TorchModel, info)`` (``options``: a ``FitOptions``)."""
+    from tasks.training.torch_model import TorchModel
+
+    model_dir, info = train(train_df, valid_df, workdir=Path(options.workdir) / "hvd",
+                            checkpoint_uri=options.checkpoint_uri, settings=options.settings,
+                            workers=options.workers, gpu=options.gpu,
+                            time_budget_s=options.time_budget_s, **options.params)
+    info["checkpoint_uri"] = options.checkpoint_uri
+    return TorchModel.load(model_dir), info

@@ -63,6 +63,14 @@ def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
     return booster, cats, info
 
 
+def fit(train_df, valid_df, options):
+    """The trainer table's entry: ``(XGBModel, info)`` (``options``: a ``FitOptions``)."""
+    booster, cats, info = train(train_df, valid_df, gpu=options.gpu,
+                                params=options.params or None,
+                                time_budget_s=options.time_budget_s)
+    return XGBModel(booster, cats), info
+
+
 def _onehot(X, cats):
     import pandas as pd
 
@@ -85,25 +93,30 @@ def _time_budget(seconds: float):
     return TimeBudget()
 
 
-def save(booster, cats: dict, folder: Path) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    booster.save_model(folder / "model.ubj")
-    (folder / "categories.json").write_text(json.dumps(cats, indent=1))
-    return ["model.ubj", "categories.json"]
-
-
 class XGBModel:
-    """A saved XGBoost model, loaded without pickle."""
+    """An XGBoost booster with its category lists; saved and loaded without pickle."""
 
     family = "xgboost"
 
-    def __init__(self, folder: Path):
+    def __init__(self, booster, cats: dict[str, list[str]]):
+        self.booster = booster
+        self.cats = cats
+
+    @classmethod
+    def load(cls, folder: Path) -> XGBModel:
         import xgboost as xgb
 
-        self.booster = xgb.Booster()
-        self.booster.load_model(Path(folder) / "model.ubj")
-        self.booster.set_param({"device": "cpu"})
-        self.cats = json.loads((Path(folder) / "categories.json").read_text())
+        booster = xgb.Booster()
+        booster.load_model(Path(folder) / "model.ubj")
+        booster.set_param({"device": "cpu"})
+        return cls(booster, json.loads((Path(folder) / "categories.json").read_text()))
+
+    def save(self, folder: Path) -> list[str]:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(folder / "model.ubj")
+        (folder / "categories.json").write_text(json.dumps(self.cats, indent=1))
+        return ["model.ubj", "categories.json"]
 
     def predict_proba(self, df):
         import xgboost as xgb
@@ -115,7 +128,8 @@ class XGBModel:
         rng = (0, int(best) + 1) if best is not None else (0, 0)
         return self.booster.predict(xgb.DMatrix(X, enable_categorical=True), iteration_range=rng)
 
-    def importance(self) -> dict[str, float]:
+    def importance(self, df=None) -> dict[str, float]:
+        """Share of the total gain per feature (``df`` is not needed)."""
         gain = self.booster.get_score(importance_type="total_gain")
         total = sum(gain.values()) or 1.0
         return {k: round(v / total, 5) for k, v in sorted(gain.items(), key=lambda kv: -kv[1])}

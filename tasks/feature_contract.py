@@ -1,0 +1,31 @@
+"""The feature contract: the columns of a published features partition, its key and its label.
+
+One small module with no Spark (or pandas) import: the Spark transform writes these columns,
+the features gate checks them (``expectations/features.json``), and training, serving and
+monitoring read them.
+"""
+
+from __future__ import annotations
+
+#: What identifies a flight's row.
+KEY_COLUMNS = ["flight_date", "carrier", "flight", "origin", "sched_dep_utc"]
+#: The order of rows inside a published partition.
+ROW_ORDER = ["sched_dep_utc", "carrier", "flight", "origin"]
+CATEGORICAL_FEATURES = ["carrier", "origin", "dest", "plane_type", "manufacturer", "engine"]
+NUMERIC_FEATURES = [
+    "month", "day_of_week", "is_weekend", "dep_hour", "dep_minute_of_day", "sched_block_min",
+    "distance", "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip",
+    "pressure", "visib", "plane_age", "seats", "engines",
+    "origin_dep_delay_mean_3h", "origin_late_dep_share_3h", "origin_departures_3h",
+    "origin_sched_flights_1h", "carrier_late_arr_share_6h", "carrier_arrivals_6h",
+    "dest_arr_delay_mean_6h", "prev_leg_dep_delay", "prev_leg_arr_delay", "prev_leg_gap_min",
+    "plane_legs_today_before",
+]
+#: What a model learns: the model's inputs, numeric then categorical.
+MODEL_FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+#: The label: arrival 15 or more minutes late (1) or not (0).
+LABEL = "label_late15"
+#: Every column of a published partition, in order.
+FEATURE_COLUMNS = KEY_COLUMNS + ["dest", "tailnum"] + [
+    c for c in CATEGORICAL_FEATURES + NUMERIC_FEATURES if c not in ("carrier", "origin", "dest")
+] + [LABEL]

@@ -1,0 +1,187 @@
+"""Spark builds: a day's drop (or a range of drops) into the typed raw partition and staged features.
+
+Reads the drops with the raw contract's schemas (:func:`tasks.spark.read_csv`), runs the feature
+transform (:mod:`tasks.features.transform`) and writes through the shared staged write
+(:mod:`tasks.features.staging`). First day: when the previous day's drop is absent, look-back
+covers the day itself only and the partition manifest says ``history_days: 0``; features with no
+history are null. Cancelled, diverted and impossible rows are counted in the result.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+from tasks.feature_contract import ROW_ORDER
+from tasks.features.staging import (
+    StagedFeatures,
+    finish_features,
+    publish_raw,
+    stage_folder,
+)
+from tasks.features.transform import feature_frame
+from tasks.landing import Drop, find_lookback, reference_uri
+from tasks.raw_contract import FLIGHT_COLUMNS, PLANE_COLUMNS, WEATHER_COLUMNS
+from tasks.settings import Settings
+from tasks.spark import read_csv
+from tasks.storage import Store
+
+
+@contextmanager
+def _session(settings: Settings, app_name: str, spark=None) -> Iterator:
+    """The given Spark session, or one of our own that is stopped at the end."""
+    if spark is not None:
+        yield spark
+        return
+    from tasks.spark import spark_session
+
+    own = spark_session(settings, app_name)
+    try:
+        yield own
+    finally:
+        own.stop()
+
+
+def _flight_names() -> list[str]:
+    return [c for c, _ in FLIGHT_COLUMNS]
+
+
+def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatures:
+    """Build the features of ``drop``'s day into a staged folder; publish the typed raw partition.
+
+    The day before's drop, when complete, feeds the look-back features.
+    :func:`tasks.features.staging.publish_features` makes the staged features visible.
+    """
+    from pyspark.sql import functions as F
+
+    day = drop.day
+    prev = find_lookback(drop, settings)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with _session(settings, f"flightline-features-{day.isoformat()}", spark) as spark:
+        timings["spark_start"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        flights = read_csv(spark, drop.flights_uri, FLIGHT_COLUMNS).withColumn(
+            "is_today", F.lit(True)
+        ).withColumn("batch_day", F.lit(day.isoformat()))
+        weather = read_csv(spark, drop.weather_uri, WEATHER_COLUMNS)
+        if prev is not None:
+            flights = flights.unionByName(
+                read_csv(spark, prev.flights_uri, FLIGHT_COLUMNS).withColumn(
+                    "is_today", F.lit(False)
+                ).withColumn("batch_day", F.lit(day.isoformat()))
+            )
+            weather = weather.unionByName(read_csv(spark, prev.weather_uri, WEATHER_COLUMNS))
+        planes = read_csv(spark, reference_uri("planes", settings), PLANE_COLUMNS)
+
+        f, out, today = feature_frame(flights, weather, planes)
+        counts = today.agg(
+            F.count("*").alias("rows_in"),
+            F.sum(F.col("cancelled").cast("int")).alias("cancelled"),
+            F.sum(F.col("diverted").cast("int")).alias("diverted"),
+            F.sum((F.col("impossible") & ~F.col("cancelled") & ~F.col("diverted")).cast("int"))
+            .alias("impossible"),
+        ).collect()[0]
+        dropped = {k: int(counts[k] or 0) for k in ("cancelled", "diverted", "impossible")}
+
+        # The features to a hidden staging folder, the typed raw partition published now.
+        # One file per day, rows in flight order: sorted inside the single partition (a global
+        # orderBy would add a sampling job for a thousand rows).
+        stage = stage_folder("features", day, settings)
+        raw_stage = stage_folder("raw", day, settings)
+        out.drop("batch_day").coalesce(1).sortWithinPartitions(*ROW_ORDER).write.mode(
+            "overwrite").parquet(str(stage / "data"))
+        today.select(*_flight_names()).coalesce(1).write.mode("overwrite").parquet(
+            str(raw_stage / "flights"))
+        src = drop.source_day
+        weather.where(
+            (F.col("year") == src.year) & (F.col("month") == src.month) & (F.col("day") == src.day)
+        ).coalesce(1).write.mode("overwrite").parquet(str(raw_stage / "weather"))
+        timings["spark_job"] = time.perf_counter() - t1
+        f.unpersist()
+
+    history_days = 1 if prev is not None else 0
+    rows = finish_features(stage, {
+        "day": day.isoformat(),
+        "source_day": src.isoformat(),
+        "rows_in": int(counts["rows_in"]),
+        "dropped": dropped,
+        "history_days": history_days,
+        "inputs": [drop.flights_uri, drop.weather_uri]
+        + ([prev.flights_uri, prev.weather_uri] if prev else []),
+    })
+    raw_uri = publish_raw(raw_stage, day, settings)
+    return StagedFeatures(
+        day=day,
+        features_uri=str(stage),
+        raw_uri=raw_uri,
+        rows=rows,
+        dropped=dropped,
+        history_days=history_days,
+        seconds={k: round(v, 3) for k, v in timings.items()},
+    )
+
+
+def build_features_range(drops: dict[date, Drop], first: date, last: date, settings: Settings,
+                         *, spark=None) -> list[StagedFeatures]:
+    """Build every day in ``[first, last]`` in one Spark job, each staged as the daily build
+    stages it; the typed raw flights of each day are staged beside (``raw_staged``), to publish
+    with the features.
+
+    ``drops`` holds every day's drop and, when complete, the day before ``first`` (look-back).
+    Each day's look-back rows are duplicated under that day's ``batch_day``, so every partition
+    equals what the daily build gives for it.
+    """
+    from pyspark.sql import functions as F
+
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    work = None
+    staged: list[StagedFeatures] = []
+    try:
+        with _session(settings, f"flightline-features-{first}-{last}", spark) as spark:
+            flights = read_csv(spark, [d.flights_uri for d in drops.values()], FLIGHT_COLUMNS)
+            flights = flights.withColumn("drop_day", F.to_date(
+                F.regexp_extract(F.input_file_name(), r"dt=(\d{4}-\d{2}-\d{2})", 1)))
+            today = flights.where(F.col("drop_day") >= F.lit(first.isoformat()).cast("date")).select(
+                *_flight_names(), F.lit(True).alias("is_today"),
+                F.col("drop_day").cast("string").alias("batch_day"))
+            history = flights.where(F.col("drop_day") < F.lit(last.isoformat()).cast("date")).select(
+                *_flight_names(), F.lit(False).alias("is_today"),
+                F.date_add("drop_day", 1).cast("string").alias("batch_day"))
+            weather = read_csv(spark, [d.weather_uri for d in drops.values()], WEATHER_COLUMNS)
+            planes = read_csv(spark, reference_uri("planes", settings), PLANE_COLUMNS)
+            f, out, _ = feature_frame(today.unionByName(history), weather, planes)
+            work = Store(settings).staging_dir(settings.partition("features", first) + "-range")
+            out.repartition("batch_day").sortWithinPartitions(*ROW_ORDER).write.partitionBy(
+                "batch_day").parquet(str(work / "features"))
+            today.repartition("batch_day").write.partitionBy("batch_day").parquet(
+                str(work / "raw"))
+            f.unpersist()
+
+        for d in days:
+            part = f"batch_day={d.isoformat()}"
+            stage = stage_folder("features", d, settings)
+            shutil.move(str(work / "features" / part), stage / "data")
+            history_days = 1 if (d - timedelta(days=1)) in drops else 0
+            rows = finish_features(stage, {"day": d.isoformat(), "history_days": history_days,
+                                           "built_by": "build_features_range"})
+            raw_stage = stage_folder("raw", d, settings)
+            shutil.move(str(work / "raw" / part), raw_stage / "flights")
+            staged.append(StagedFeatures(day=d, features_uri=str(stage),
+                                         raw_uri=settings.partition("raw", d), rows=rows,
+                                         history_days=history_days, raw_staged=str(raw_stage)))
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+    return staged
+
+
+def publish_staged_raw(staged: StagedFeatures, settings: Settings) -> str | None:
+    """Publish the raw partition a range build staged beside the features (None if there is none)."""
+    if not staged.raw_staged:
+        return None
+    return publish_raw(Path(staged.raw_staged), staged.day, settings)

@@ -1,0 +1,129 @@
+"""The staged write shared by the daily and the range builds, publishing, and reading back.
+
+A build writes a day's features into a hidden staging folder beside ``features/dt=D``
+(:func:`stage_folder`), then :func:`finish_features` makes it a partition (row count, manifest);
+the features gate validates it there, and :func:`publish_features` renames it into place. The
+typed raw partition is staged and published the same way (:func:`publish_raw`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+from tasks.feature_contract import FEATURE_COLUMNS
+from tasks.settings import Settings
+from tasks.storage import SUCCESS, Store, join
+
+
+@dataclass
+class StagedFeatures:
+    """A built, not yet published, features partition: what the features gate and publish take."""
+
+    day: date
+    features_uri: str  # the staged (hidden) folder; publish_features moves it into place
+    raw_uri: str  # the typed raw partition of the day
+    rows: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    history_days: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    raw_staged: str = ""  # range builds: the raw partition, staged to publish with the features
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["day"] = self.day.isoformat()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StagedFeatures:
+        return cls(**{**d, "day": date.fromisoformat(d["day"])})
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published features partition."""
+
+    day: date
+    features_uri: str
+    rows: int
+
+    def to_dict(self) -> dict:
+        return {"day": self.day.isoformat(), "features_uri": self.features_uri, "rows": self.rows}
+
+
+def stage_folder(zone: str, day: date, settings: Settings) -> Path:
+    """A fresh hidden folder beside ``<zone>/dt=day``, after removing what a killed run left."""
+    store = Store(settings)
+    final = settings.partition(zone, day)
+    store.clean_staging(final)
+    return store.staging_dir(final)
+
+
+def finish_features(stage: Path, manifest: dict) -> int:
+    """Make a staged folder whose ``data/`` Spark wrote a partition: Spark's side files out,
+    the manifest (with the row count and the contract's columns) in. Returns the rows."""
+    drop_spark_side_files(stage)
+    rows = count_parquet_rows(stage / "data")
+    manifest = {"day": manifest["day"], "rows": rows, **manifest, "columns": FEATURE_COLUMNS}
+    (stage / "_manifest.json").write_text(json.dumps(manifest, indent=2))
+    return rows
+
+
+def publish_raw(raw_stage: Path, day: date, settings: Settings) -> str:
+    """Publish a staged typed raw partition as ``raw/dt=day``."""
+    drop_spark_side_files(raw_stage)
+    return Store(settings).publish_folder(raw_stage, settings.partition("raw", day))
+
+
+def publish_features(staged: StagedFeatures, settings: Settings) -> Published:
+    """Move a staged (and validated) features folder into ``features/dt=day`` atomically.
+
+    Idempotent for retries: when the staged folder is gone because an earlier attempt already
+    moved it into place (and then failed on something else, such as the API server timing out
+    while it stored the task's result), the committed partition of that day is the answer.
+    """
+    store = Store(settings)
+    day = staged.day
+    final = settings.partition("features", day)
+    if not Path(staged.features_uri).is_dir():
+        if store.is_committed(final) and _manifest_day(final) == day.isoformat():
+            return Published(day, final, staged.rows)
+        raise ValueError(f"nothing staged at {staged.features_uri} to publish for {day.isoformat()}")
+    return Published(day, store.publish_folder(staged.features_uri, final), staged.rows)
+
+
+def read_features(days: list[date], settings: Settings):
+    """Published feature partitions for ``days`` as one pandas frame (only committed folders)."""
+    import pandas as pd
+
+    store = Store(settings)
+    frames = []
+    for d in days:
+        uri = settings.partition("features", d)
+        if store.is_committed(uri):
+            frames.append(pd.read_parquet(join(uri, "data")))
+    if not frames:
+        raise ValueError(f"no published feature partitions among {len(days)} requested days")
+    return pd.concat(frames, ignore_index=True)
+
+
+def count_parquet_rows(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in Path(folder).glob("*.parquet"))
+
+
+def drop_spark_side_files(folder: Path) -> None:
+    """Spark's checksum side files and its own _SUCCESS are not part of the published data."""
+    for p in Path(folder).rglob("*"):
+        if p.name.endswith(".crc") or (p.name == SUCCESS and p.parent != Path(folder)):
+            p.unlink()
+
+
+def _manifest_day(folder: str) -> str | None:
+    try:
+        return json.loads((Path(folder) / "_manifest.json").read_text()).get("day")
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,13 @@
+"""Flows: one module per flow names its steps, in order, and runs them in one process.
+
+A step is a plain function in its room of ``tasks/`` (landing, features, quality, training):
+it takes the typed result of the step before (a dataclass with ``to_dict``/``from_dict``) and the
+``Settings``, and returns its own. A flow module lists its steps in ``STEPS`` under the task ids
+of its DAG (one task per step) and offers a ``run_*`` function that chains them for the CLI,
+benchmarks and tests.
+
+- :mod:`tasks.flows.daily`: one day's drop to published features (``flightline_daily``);
+- :mod:`tasks.flows.range_build`: many days of history in one Spark job (``features-range``);
+- :mod:`tasks.flows.training`: split, train candidates, decide the promotion
+  (``flightline_training``).
+"""

@@ -1,0 +1,124 @@
+"""The training flow: a window of published features to candidates, and the promotion decision.
+
+==================  ======================  ==================  ===================================
+task / step         takes                   returns             does
+==================  ======================  ==================  ===================================
+prepare_split       end day, window         Split               the window's days by date: train,
+                                                                validation, test (never at random)
+train_xgboost,      Split                   Candidate           :func:`train_candidate` for one
+train_torch_horovod                                             family: fit, evaluate, register
+decide_promotion    [Candidate]             Decision            the best candidate against the
+                                                                champion on the same test days
+==================  ======================  ==================  ===================================
+
+Training one candidate is three steps run in one task, because the fitted model lives in a
+local folder until it is registered: **fit** (:func:`tasks.training.models.fit`, the family's
+trainer from the table), **evaluate** (:func:`tasks.training.evaluate.evaluate`, beside two
+baselines) and **register** (:func:`register`, a new version in the model registry).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from functools import partial
+from pathlib import Path
+
+from tasks.settings import PROJECT_ROOT, Settings
+from tasks.storage import join
+from tasks.training import hardware, registry
+from tasks.training.data import Split, frames, prepare_split
+from tasks.training.evaluate import Evaluation, evaluate
+from tasks.training.models import FAMILIES, FitOptions, Fitted, fit, load
+from tasks.training.promotion import Decision, decide_promotion
+from tasks.training.registry import Candidate
+
+
+def code_version(settings: Settings) -> str:
+    """The code a model was trained with: the setting, else this checkout's git commit."""
+    if settings.code_version:
+        return settings.code_version
+    try:
+        out = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--",
+                                "tasks", "dags", "plugins", "expectations"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def register(fitted: Fitted, evaluation: Evaluation, split: Split, folder: Path, *,
+             run_key: str, on_gpu: bool, started: float, settings: Settings) -> Candidate:
+    """Publish the version folder (model, evaluation files, card) as a new registry version."""
+    info = fitted.info
+    version = registry.new_version(fitted.family)
+    card = {
+        "version": version, "family": fitted.family, "created": datetime.now(UTC).isoformat(),
+        "metrics": evaluation.metrics, "baselines": evaluation.baselines,
+        "split": split.to_dict(), "code_version": code_version(settings),
+        "params": info.get("params"), "trainer": {k: v for k, v in info.items() if k != "params"},
+        "hardware": hardware.describe(on_gpu) | {"workers": info.get("workers", 1)},
+        "duration_s": round(time.perf_counter() - started, 2), "plots": evaluation.plots,
+        "run_key": run_key,
+    }
+    uri = registry.register(folder, card, settings)
+    return Candidate(version=version, family=fitted.family, uri=uri, metrics=evaluation.metrics,
+                     baselines=evaluation.baselines, test_days=split.test_days,
+                     duration_s=card["duration_s"])
+
+
+def train_candidate(family: str, split: Split, *, run_key: str, settings: Settings,
+                    workers: int = 2, gpu: str = "auto", time_budget_minutes: float = 60,
+                    **params) -> Candidate:
+    """Fit one family on the split, evaluate it on the test days, register it (not champion).
+
+    ``run_key`` names the run's checkpoints (the same key resumes); ``params`` are the family's
+    hyperparameters. Scratch files live in a temporary folder that is always removed.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"model family must be one of {FAMILIES}, got {family!r}")
+    on_gpu = hardware.use_gpu(gpu)
+    started = time.perf_counter()
+    train_df, valid_df, test_df = frames(split, settings)
+    with tempfile.TemporaryDirectory(prefix=f"flightline-train-{family}-") as tmp:
+        work = Path(tmp)
+        options = FitOptions(
+            gpu=on_gpu, time_budget_s=time_budget_minutes * 60, workers=workers, workdir=work,
+            checkpoint_uri=join(settings.zone("models"), "checkpoints", run_key.replace("/", "_")),
+            params=params, settings=settings)
+        fitted = fit(family, train_df, valid_df, options)
+        folder = work / "version"
+        fitted.model.save(folder)
+        model = load(family, folder)  # evaluated as saved: what the registry will serve
+        evaluation = evaluate(model, train_df, test_df, folder)
+        return register(fitted, evaluation, split, folder, run_key=run_key, on_gpu=on_gpu,
+                        started=started, settings=settings)
+
+
+#: The DAG's task ids, in order, and the step each task runs.
+STEPS = {
+    "prepare_split": prepare_split,
+    "train_xgboost": partial(train_candidate, "xgboost"),
+    "train_torch_horovod": partial(train_candidate, "torch-horovod"),
+    "decide_promotion": decide_promotion,
+}
+
+
+def run_training(end: date, window_days: int, settings: Settings, *, families: list[str],
+                 run_key: str, workers: int = 2, gpu: str = "auto", margin: float = 0.002,
+                 force: bool = False, params: dict[str, dict] | None = None) -> dict:
+    """Every step in one process (the ``flightline train`` CLI): split, one candidate per
+    family (``params``: family -> hyperparameters), the promotion decision."""
+    split = prepare_split(end, window_days, settings)
+    candidates = [
+        train_candidate(f, split, run_key=f"{run_key}-{f}", workers=workers, gpu=gpu,
+                        settings=settings, **(params or {}).get(f, {}))
+        for f in families
+    ]
+    decision: Decision = decide_promotion(candidates, settings, margin=margin, force=force)
+    return {"split": {k: v for k, v in split.to_dict().items() if k != "partitions"},
+            "candidates": [c.to_dict() for c in candidates], "promotion": decision.to_dict()}
