@@ -67,20 +67,38 @@ def timed_flights(flights):
     return f.withColumn("fid", F.monotonically_increasing_id()).cache()
 
 
-def _over_events_before(events, queries, aggregates: dict):
-    """Window ``aggregates`` (name -> column over a window ordered by ``ts``) of the events, as
-    each query row (a flight: ``fid`` set, ``ts`` its scheduled departure) sees them."""
+def _over_events_before(f, events, aggregates: dict):
+    """Window ``aggregates`` (name -> column over a window ordered by ``ts``) of ``events`` as
+    each of the day's flights sees them at its scheduled departure, by ``fid``.
+
+    ``events`` holds ``batch_day``, the window's keys, ``ts`` (when the event became known) and
+    ``ev_*`` values; each flight joins the events as a query row at its scheduled departure with
+    null values, so a window ending before the current row sees only earlier events.
+    """
     from pyspark.sql import functions as F
 
-    frame = events.unionByName(queries)
+    keys = [c for c in events.columns if c != "ts" and not c.startswith("ev_")]
+    types = dict(events.dtypes)
+    queries = f.where("is_today").select(
+        *keys, F.col("sched_dep_s").alias("ts"),
+        *[F.lit(None).cast(types[c]).alias(c) for c in events.columns if c.startswith("ev_")],
+        "fid",
+    )
+    frame = events.withColumn("fid", F.lit(None).cast("long")).unionByName(queries)
     for name, column in aggregates.items():
         frame = frame.withColumn(name, column)
     return frame.where(F.col("fid").isNotNull()).select("fid", *aggregates)
 
 
+def _known_before(key: str, *, hours: int):
+    """The events of the same batch day and ``key`` in the ``hours`` before a row's ``ts``."""
+    from pyspark.sql import Window
+
+    return Window.partitionBy("batch_day", key).orderBy("ts").rangeBetween(-hours * 3600, -1)
+
+
 def origin_congestion(f):
     """Departures that actually left the origin in the 3 hours before the scheduled departure."""
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     events = f.where(F.col("dep_actual_s").isNotNull() & ~F.col("impossible")).select(
@@ -88,14 +106,9 @@ def origin_congestion(f):
         F.col("dep_actual_s").alias("ts"),
         F.col("dep_delay").alias("ev_delay"),
         (F.col("dep_delay") >= 15).cast("int").alias("ev_late"),
-        F.lit(None).cast("long").alias("fid"),
     )
-    queries = f.where("is_today").select(
-        "batch_day", "origin", F.col("sched_dep_s").alias("ts"),
-        F.lit(None).cast("double").alias("ev_delay"), F.lit(None).cast("int").alias("ev_late"), "fid",
-    )
-    w3h = Window.partitionBy("batch_day", "origin").orderBy("ts").rangeBetween(-3 * 3600, -1)
-    return _over_events_before(events, queries, {
+    w3h = _known_before("origin", hours=3)
+    return _over_events_before(f, events, {
         "origin_departures_3h": F.count("ev_delay").over(w3h),
         "origin_dep_delay_mean_3h": F.avg("ev_delay").over(w3h),
         "origin_late_dep_share_3h": F.avg("ev_late").over(w3h),
@@ -115,22 +128,14 @@ def schedule_density(f):
 
 def arrivals_known(f):
     """Arrivals known before the scheduled departure: carrier on-time share, destination delays."""
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     events = f.where(F.col("arr_known_s").isNotNull() & F.col("late15").isNotNull()).select(
         "batch_day", "carrier", "dest", F.col("arr_known_s").alias("ts"),
         F.col("late15").alias("ev_late"), F.col("arr_delay").alias("ev_arr_delay"),
-        F.lit(None).cast("long").alias("fid"),
     )
-    queries = f.where("is_today").select(
-        "batch_day", "carrier", "dest", F.col("sched_dep_s").alias("ts"),
-        F.lit(None).cast("int").alias("ev_late"), F.lit(None).cast("double").alias("ev_arr_delay"),
-        "fid",
-    )
-    w_car = Window.partitionBy("batch_day", "carrier").orderBy("ts").rangeBetween(-6 * 3600, -1)
-    w_dest = Window.partitionBy("batch_day", "dest").orderBy("ts").rangeBetween(-6 * 3600, -1)
-    return _over_events_before(events, queries, {
+    w_car, w_dest = _known_before("carrier", hours=6), _known_before("dest", hours=6)
+    return _over_events_before(f, events, {
         "carrier_late_arr_share_6h": F.avg("ev_late").over(w_car),
         "carrier_arrivals_6h": F.count("ev_late").over(w_car),
         "dest_arr_delay_mean_6h": F.avg("ev_arr_delay").over(w_dest),
