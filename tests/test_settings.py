@@ -59,3 +59,15 @@ def test_bad_values_name_the_variable(var, value, needle):
 def test_unknown_zone_is_refused():
     with pytest.raises(SettingsError, match="unknown data zone 'gold'"):
         Settings.from_env({}).zone("gold")
+
+
+def test_settings_travel_to_a_subprocess_as_variables(tmp_path):
+    """What a Horovod worker gets in its config rebuilds the launcher's settings exactly."""
+    s = Settings.from_env({
+        "FLIGHTLINE_DATA_ROOT": str(tmp_path / "lake"), "FLIGHTLINE_REPLAY_YEAR": "off",
+        "FLIGHTLINE_ZONE_MODELS": "registry", "FLIGHTLINE_SPARK_DRIVER_MEMORY": "6g",
+        "FLIGHTLINE_CODE_VERSION": "abc123",
+    })
+    assert (s.spark_driver_memory, s.code_version, s.replay_year) == ("6g", "abc123", 0)
+    assert Settings.from_env(s.to_env()) == s
+    assert Settings.from_env(Settings().to_env()) == Settings()
