@@ -1,1 +1,2 @@
-"""Training: data windows, trainers (XGBoost, Horovod PyTorch), evaluation, registry, gate."""
+"""Training: the data split, the trainers (model protocol and table: XGBoost, Horovod PyTorch),
+evaluation, the model registry and the promotion decision. The flow is tasks/flows/training.py."""
