@@ -31,4 +31,12 @@ chmod 600 "$pwfile" "$AIRFLOW_HOME/.jwt_secret" "$AIRFLOW_HOME/.api_secret"
 mv "$AIRFLOW_HOME/airflow.cfg.new" "$AIRFLOW_HOME/airflow.cfg"
 "$ROOT/.venv/bin/airflow" db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1 || {
   tail -30 "$AIRFLOW_HOME/db-migrate.log" >&2; echo "airflow-init: db migrate failed" >&2; exit 1; }
+# SQLite in write-ahead-log mode (a persistent property of the file): readers no longer hold a
+# lock that blocks a writer's commit. In the default rollback-journal mode, a backfill's run-note
+# and XCom writes through the API server could wait the whole 60 s lock timeout behind a reader,
+# while the API server answered nothing, and tasks failed on timeouts.
+db=$AIRFLOW_HOME/airflow.db
+if [[ -f $db && ${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite} == sqlite* ]]; then
+  python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=60); assert c.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"' "$db"
+fi
 echo "airflow-init: AIRFLOW_HOME=$AIRFLOW_HOME (metadata DB: $AIRFLOW_HOME/airflow.db)"
