@@ -54,6 +54,9 @@ class Settings:
     spark_driver_memory: str = "2g"
     #: The code version a model card records; empty: the git commit of this checkout (+dirty).
     code_version: str = ""
+    #: Rows of the training window each registry version keeps, with the model's predictions,
+    #: as the reference monitoring compares against (seeded sample).
+    reference_rows: int = 5000
     #: Zone folder names under the data root.
     layout: Layout = field(default_factory=Layout)
 
@@ -72,6 +75,8 @@ class Settings:
                 continue
             if f.name == "replay_year":
                 values[f.name] = _parse_replay_year(var, raw)
+            elif f.type in (int, "int"):
+                values[f.name] = _parse_positive_int(var, raw)
             else:
                 values[f.name] = raw.strip()
         layout_values = {}
@@ -161,3 +166,13 @@ def _parse_replay_year(var: str, raw: str) -> int:
     if not 1900 <= year <= 2100:
         raise SettingsError(f"{var}={raw!r}: replay year out of range 1900..2100")
     return year
+
+
+def _parse_positive_int(var: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{var}={raw!r}: expected a whole number") from None
+    if value < 1:
+        raise SettingsError(f"{var}={raw!r}: must be at least 1")
+    return value

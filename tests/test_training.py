@@ -238,3 +238,30 @@ def test_training_dag_trains_decides_and_refuses_bad_params(history, env_for):
     note = training_note(decision)
     assert note.startswith(("Promoted: ", "Not promoted: ")) and decision["reason"] in note, note
     assert training_note(None).startswith("No promotion decision")
+
+
+@pytest.mark.slow
+def test_each_version_keeps_a_seeded_reference_sample_with_its_predictions(history, env_for):
+    """Monitoring compares against the reference: the same rows on every rerun, with the model's
+    own predictions, drawn from the training days only."""
+    from tasks.flows.training import prepare_split, train_candidate
+    from tasks.training import registry
+    from tasks.training.reference import PREDICTION, read_reference
+
+    env_for(history)
+    small = history.with_overrides(reference_rows=300)
+    split = prepare_split(LAST, 30, small)
+    first = train_candidate("xgboost", split, run_key="t-ref-1", settings=small)
+    again = train_candidate("xgboost", split, run_key="t-ref-2", settings=small)
+    ref, ref_again = read_reference(first.version, small), read_reference(again.version, small)
+    assert len(ref) == 300 and registry.show(first.version, small)["reference"]["rows"] == 300
+    assert set(ref["flight_date"].astype(str)) <= set(split.train_days)
+    assert ref.drop(columns=PREDICTION).equals(ref_again.drop(columns=PREDICTION))
+    model = registry.load_model(first.version, small)
+    np.testing.assert_allclose(ref[PREDICTION], model.predict_proba(ref), rtol=0, atol=1e-7)
+    assert ref[PREDICTION].between(0, 1).all() and ref[PREDICTION].nunique() > 10
+
+    with pytest.raises(ValueError, match="at least 1 row"):
+        from tasks.training.reference import reference_sample
+
+        reference_sample(model, ref, rows=0)

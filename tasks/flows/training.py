@@ -14,7 +14,8 @@ decide_promotion    [Candidate]             Decision            the best candida
 Training one candidate is three steps run in one task, because the fitted model lives in a
 local folder until it is registered: **fit** (:func:`tasks.training.models.fit`, the family's
 trainer from the table), **evaluate** (:func:`tasks.training.evaluate.evaluate`, beside two
-baselines) and **register** (:func:`register`, a new version in the model registry).
+baselines, and the seeded reference sample monitoring compares against,
+:mod:`tasks.training.reference`) and **register** (:func:`register`, a new version in the model registry).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tasks.training.data import Split, frames, prepare_split
 from tasks.training.evaluate import Evaluation, evaluate
 from tasks.training.models import FAMILIES, FitOptions, Fitted, fit, load
 from tasks.training.promotion import Decision, decide_promotion
+from tasks.training.reference import save_reference
 from tasks.training.registry import Candidate
 
 
@@ -52,7 +54,8 @@ def code_version(settings: Settings) -> str:
 
 
 def register(fitted: Fitted, evaluation: Evaluation, split: Split, folder: Path, *,
-             run_key: str, on_gpu: bool, started: float, settings: Settings) -> Candidate:
+             run_key: str, on_gpu: bool, started: float, settings: Settings,
+             reference: dict | None = None) -> Candidate:
     """Publish the version folder (model, evaluation files, card) as a new registry version."""
     info = fitted.info
     version = registry.new_version(fitted.family)
@@ -63,7 +66,7 @@ def register(fitted: Fitted, evaluation: Evaluation, split: Split, folder: Path,
         "params": info.get("params"), "trainer": {k: v for k, v in info.items() if k != "params"},
         "hardware": hardware.describe(on_gpu) | {"workers": info.get("workers", 1)},
         "duration_s": round(time.perf_counter() - started, 2), "plots": evaluation.plots,
-        "run_key": run_key,
+        "run_key": run_key, "reference": reference,
     }
     uri = registry.register(folder, card, settings)
     return Candidate(version=version, family=fitted.family, uri=uri, metrics=evaluation.metrics,
@@ -95,8 +98,9 @@ def train_candidate(family: str, split: Split, *, run_key: str, settings: Settin
         fitted.model.save(folder)
         model = load(family, folder)  # evaluated as saved: what the registry will serve
         evaluation = evaluate(model, train_df, test_df, folder)
+        reference = save_reference(model, train_df, folder, settings)  # what monitoring compares
         return register(fitted, evaluation, split, folder, run_key=run_key, on_gpu=on_gpu,
-                        started=started, settings=settings)
+                        started=started, settings=settings, reference=reference)
 
 
 #: The DAG's task ids, in order, and the step each task runs.
