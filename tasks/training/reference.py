@@ -44,6 +44,8 @@ def save_reference(model, train_df, folder: Path, settings: Settings) -> dict:
 
 def read_reference(version: str, settings: Settings):
     """A registry version's reference sample as a pandas frame."""
+    import io
+
     import pandas as pd
 
     from tasks.storage import Store, join
@@ -54,6 +56,4 @@ def read_reference(version: str, settings: Settings):
     if not store.exists(uri):
         raise LookupError(f"model version {version} has no reference sample ({uri}); "
                           "it was trained before versions kept one")
-    import io
-
     return pd.read_parquet(io.BytesIO(store.read_bytes(uri)))
