@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED := false
 export NO_ALBUMENTATIONS_UPDATE := 1
 DATE ?= 2013-03-15
 
-.PHONY: install airflow-init demo test test-fast lint bench airflow clean
+.PHONY: install airflow-init demo test test-fast lint bench airflow serve clean
 
 install:  ## create .venv and install every pinned dependency (horovod built from source)
 	bash infra/install.sh
@@ -35,5 +35,8 @@ bench: airflow-init  ## run every benchmark under bench/
 airflow: airflow-init  ## api-server, scheduler, dag-processor, triggerer; UI on http://localhost:8080 (one Ctrl-C stops all)
 	$(VENV)/bin/python infra/airflow_stack.py
 
+serve: install  ## serve the released model on http://127.0.0.1:3000 (after `make demo`)
+	$(VENV)/bin/flightline serve
+
 clean:  ## remove local data and Airflow state (keeps .venv)
-	rm -rf data .airflow
+	rm -rf data .airflow .bentoml

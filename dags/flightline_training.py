@@ -19,8 +19,16 @@ weekly (Sunday 04:00 UTC) as a fallback; trigger it from the UI with the form be
 3. **decide_promotion**: the best candidate becomes champion only if it beats both baselines
    and the current champion on the same test days by the margin, or when *force promote* is
    set. The task log says why either way.
+4. **package_champion**: when the champion is not the released model (it just moved), a
+   BentoML service of it is built and its archive kept beside the version in the model store;
+   skipped otherwise.
+5. **check_and_release**: the Bento is started with `bentoml serve` on loopback and must answer
+   the version's test days exactly as the offline model (within 1e-6), under the p99 latency
+   bound, and refuse a malformed request with a 400; only then does the `released` alias move.
+   A failed check keeps the previous release and fails the task with the reason.
 
-`flightline models list` / `flightline models show VERSION` read the registry.
+`flightline models list` / `flightline models show VERSION` read the registry;
+`make serve` serves the released Bento on localhost.
 """
 
 from __future__ import annotations
@@ -134,8 +142,44 @@ def flightline_training():
         write_run_note(context, training_note(decision))
         return decision
 
+    @task
+    def package_champion(decision: dict, **context) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from tasks.flows import serving
+        from tasks.training.promotion import Decision
+
+        packaged = serving.package_champion(Decision.from_dict(decision), Settings.from_env())
+        if packaged is None:
+            raise AirflowSkipException("the champion is already the released model")
+        print(f"packaged {packaged.version} as {packaged.bento}; archive {packaged.archive}")
+        return packaged.to_dict()
+
+    @task
+    def check_and_release(packaged: dict, decision: dict, **context) -> dict:
+        from flightline_airflow.run_notes import release_note, write_run_note
+
+        from tasks.flows import serving
+        from tasks.serving.check import ServingCheckFailed
+        from tasks.serving.package import Packaged
+
+        try:
+            release = serving.check_and_release(Packaged.from_dict(packaged),
+                                                Settings.from_env()).to_dict()
+        except ServingCheckFailed as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            write_run_note(context, release_note(decision, None, str(exc)))
+            if exc.transient:
+                raise  # a busy machine, a server that did not start: the retry may pass
+            raise AirflowFailException(str(exc)) from exc  # predictions differ: no retry
+        print(f"RELEASED {release['bento']}: {release['figures']}")
+        write_run_note(context, release_note(decision, release))
+        return release
+
     split = prepare_split()
-    decide_promotion(train_xgboost(split), train_torch_horovod(split))
+    decision = decide_promotion(train_xgboost(split), train_torch_horovod(split))
+    check_and_release(package_champion(decision), decision)
 
 
 flightline_training()

@@ -3,7 +3,8 @@
 #   1. history: the 60 days before DATE landed and built in one Spark job (features-range);
 #   2. the nightly data DAG for DATE through Airflow (`airflow dags test`: a real DAG run in the
 #      metadata DB): drop, raw gate, Spark features, features gate, publish;
-#   3. the training DAG on that window: XGBoost and Horovod PyTorch, champion/challenger gate;
+#   3. the training DAG on that window: XGBoost and Horovod PyTorch, the promotion decision, and
+#      the champion packaged as a Bento, checked on a live `bentoml serve`, released;
 # then prints where each output is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,11 +26,13 @@ run "history: landing $H0..$HLAST" flightline land --date "$H0" --to "$HLAST"
 run "history: features $H1..$HLAST in one Spark job (gated per day)" \
   flightline features-range --from "$H1" --to "$HLAST"
 run "flightline_daily for $DAY (Airflow dags test)" airflow dags test flightline_daily "$DAY"
-run "flightline_training on the 60-day window (XGBoost + Horovod, gate)" \
+run "flightline_training on the 60-day window (XGBoost + Horovod, promotion, Bento release)" \
   airflow dags test flightline_training "$DAY" -c '{"window_days": 60, "model_family": "both"}'
 grep -E "PROMOTED|NOT promoted" "$log" | sed 's/^.*\(PROMOTED\|NOT promoted\)/gate: \1/' | tail -1 || true
 echo "demo: outputs for $DAY"
 flightline outputs --date "$DAY"
 echo "demo: model registry"
 flightline models list
+echo "demo: released model (serve it with: make serve)"
+flightline models released
 echo "demo: log $log"

@@ -175,11 +175,12 @@ def _run_train(args: argparse.Namespace, settings: Settings):
 
 
 def _args_models(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["list", "show", "champion"])
+    p.add_argument("action", choices=["list", "show", "champion", "released", "releases"])
     p.add_argument("version", nargs="?", help="for show")
 
 
-@command("models", "the model registry: list versions, show one, or the champion")(_args_models)
+@command("models", "the model registry: versions, one version, the champion, the released "
+                   "Bento, the release history")(_args_models)
 def _run_models(args: argparse.Namespace, settings: Settings):
     from tasks.training import registry
 
@@ -187,9 +188,50 @@ def _run_models(args: argparse.Namespace, settings: Settings):
         return registry.versions(settings)
     if args.action == "champion":
         return registry.champion(settings)
+    if args.action == "released":
+        return registry.released(settings)
+    if args.action == "releases":
+        return registry.release_history(settings)
     if not args.version:
         raise ValueError("models show needs a VERSION (see: flightline models list)")
     return registry.show(args.version, settings)
+
+
+def _args_release(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", default=None,
+                   help="registry version to package (default: the champion, if not released)")
+
+
+@command("release", "package a model version as a Bento, check it on a live server, release it")(
+    _args_release
+)
+def _run_release(args: argparse.Namespace, settings: Settings):
+    from tasks.flows.serving import run_release
+
+    return run_release(settings, version=args.version)
+
+
+def _args_serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=None, help="default: the serve_port setting")
+
+
+@command("serve", "serve the released Bento on 127.0.0.1 (foreground; Ctrl-C stops it)")(_args_serve)
+def _run_serve(args: argparse.Namespace, settings: Settings):
+    import os
+
+    from tasks.serving.package import Packaged, bentoml_env, ensure_local
+    from tasks.training import registry
+
+    rel = registry.released(settings)
+    if rel is None:
+        raise LookupError("no released model yet: run the training DAG, or `flightline release`")
+    ensure_local(Packaged(rel["version"], rel["bento"], rel["archive"], rel.get("labels", {})),
+                 settings)
+    port = str(args.port or settings.serve_port)
+    print(f"serving {rel['bento']} ({rel['version']}) on http://127.0.0.1:{port}", file=sys.stderr)
+    exe = os.path.join(os.path.dirname(sys.executable), "bentoml")
+    os.execve(exe, [exe, "serve", rel["bento"], "--host", "127.0.0.1", "--port", port],
+              bentoml_env(settings))
 
 
 # ------------------------------------------------------------------------------ entry point

@@ -21,6 +21,13 @@ NUMERIC_FEATURES = [
     "dest_arr_delay_mean_6h", "prev_leg_dep_delay", "prev_leg_arr_delay", "prev_leg_gap_min",
     "plane_legs_today_before",
 ]
+#: Categorical features with a closed domain (any other value is an error); the others (dest,
+#: plane attributes) are open: a value unseen in training is treated like a missing one.
+CATEGORY_DOMAINS: dict[str, list[str]] = {
+    "carrier": ["9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX",
+                "WN", "YV"],
+    "origin": ["EWR", "JFK", "LGA"],
+}
 #: What a model learns: the model's inputs, numeric then categorical.
 MODEL_FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 #: The label: arrival 15 or more minutes late (1) or not (0).
@@ -29,3 +36,13 @@ LABEL = "label_late15"
 FEATURE_COLUMNS = KEY_COLUMNS + ["dest", "tailnum"] + [
     c for c in CATEGORICAL_FEATURES + NUMERIC_FEATURES if c not in ("carrier", "origin", "dest")
 ] + [LABEL]
+#: Model features that are never null in a published partition (the features suite expects it);
+#: every other model feature may be null (missing weather, an unknown plane, a first leg).
+NOT_NULL_FEATURES = [
+    "carrier", "origin", "dest", "month", "day_of_week", "is_weekend", "dep_hour",
+    "dep_minute_of_day", "sched_block_min", "distance", "origin_departures_3h",
+    "origin_sched_flights_1h", "carrier_arrivals_6h", "plane_legs_today_before",
+]
+#: Columns of a partition that identify a flight but are not model inputs; a serving request
+#: may carry them (optional) so its prediction log can be joined to the labels later.
+REQUEST_KEY_COLUMNS = ["flight_date", "flight", "tailnum", "sched_dep_utc"]

@@ -17,7 +17,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: The data zones under the data root, in the order data flows through them.
-ZONES = ("landing", "raw", "features", "quarantine", "models", "reports")
+ZONES = ("landing", "raw", "features", "quarantine", "models", "predictions", "reports")
 
 
 class SettingsError(ValueError):
@@ -33,6 +33,7 @@ class Layout:
     features: str = "features"
     quarantine: str = "quarantine"
     models: str = "models"
+    predictions: str = "predictions"
     reports: str = "reports"
 
 
@@ -57,6 +58,23 @@ class Settings:
     #: Rows of the training window each registry version keeps, with the model's predictions,
     #: as the reference monitoring compares against (seeded sample).
     reference_rows: int = 5000
+    #: Where BentoML keeps its models, bentos and scratch (``BENTOML_HOME``): the project's
+    #: state, never the user's home.
+    bentoml_home: str = str(PROJECT_ROOT / ".bentoml")
+    #: Port ``flightline serve`` binds on 127.0.0.1.
+    serve_port: int = 3000
+    #: Adaptive batching of ``/predict_batch``: most rows in one model call (also the most one
+    #: request may carry; more is a 400), and the latency budget of a batch (milliseconds).
+    serve_max_batch_size: int = 1000
+    serve_max_latency_ms: int = 50
+    #: The serving check's bound on p99 latency of single-row requests on loopback (ms).
+    serve_check_p99_ms: int = 50
+    #: Single-row requests the serving check times (all test-day rows are compared in batches).
+    serve_check_requests: int = 300
+    #: The prediction log: ``on`` appends what the server predicts to ``predictions/served/``,
+    #: flushed every ``prediction_log_flush_s`` seconds off the response path; ``off`` for none.
+    prediction_log: str = "on"
+    prediction_log_flush_s: int = 5
     #: Zone folder names under the data root.
     layout: Layout = field(default_factory=Layout)
 
@@ -126,6 +144,9 @@ class Settings:
                 f"FLIGHTLINE_SPARK_MASTER={self.spark_master!r}: expected local[N], "
                 "spark://host:port, k8s://... or yarn"
             )
+        if self.prediction_log not in ("on", "off"):
+            raise SettingsError(
+                f"FLIGHTLINE_PREDICTION_LOG={self.prediction_log!r}: expected on or off")
         if len(self.schedule.split()) != 5 and not self.schedule.startswith("@"):
             raise SettingsError(f"FLIGHTLINE_SCHEDULE={self.schedule!r}: expected a 5-field cron")
 

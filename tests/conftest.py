@@ -21,6 +21,33 @@ logging.getLogger("py4j").setLevel(logging.WARNING)  # no chatter at interpreter
 from tasks.settings import Settings  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def bentoml_home(tmp_path_factory):
+    """Every Bento the tests build lives in one temporary BENTOML_HOME, not the project's."""
+    home = str(tmp_path_factory.mktemp("bentoml"))
+    os.environ["FLIGHTLINE_BENTOML_HOME"] = home
+    return home
+
+
+@pytest.fixture(scope="session")
+def history(tmp_path_factory, bentoml_home):
+    """24 days of real published features, 2013-03-01..24 (range build through the features
+    gate); shared: tests that write models copy or use it as their own data root."""
+    from datetime import date, timedelta
+
+    from tasks.flows.range_build import run_range
+    from tasks.landing import land_day
+
+    first, last = date(2013, 3, 1), date(2013, 3, 24)
+    root = tmp_path_factory.mktemp("train") / "data"
+    s = Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(root), "FLIGHTLINE_BENTOML_HOME": bentoml_home})
+    for i in range(-1, (last - first).days + 1):
+        land_day(first + timedelta(days=i), s)
+    out = run_range(first, last, s)
+    assert out["published"] == 24, out["failed"]
+    return s
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -59,21 +59,6 @@ def test_force_promote_overrides_and_says_so():
 
 
 # ------------------------------------------------------------------ real training
-@pytest.fixture(scope="module")
-def history(tmp_path_factory):
-    """24 days of real published features (range build through the features gate)."""
-    from tasks.flows.range_build import run_range
-    from tasks.landing import land_day
-
-    root = tmp_path_factory.mktemp("train") / "data"
-    s = Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(root)})
-    for i in range(-1, (LAST - FIRST).days + 1):
-        land_day(FIRST + timedelta(days=i), s)
-    out = run_range(FIRST, LAST, s)
-    assert out["published"] == 24, out["failed"]
-    return s
-
-
 @pytest.fixture
 def env_for(monkeypatch):
     def apply(settings: Settings):
@@ -222,7 +207,8 @@ def test_training_dag_trains_decides_and_refuses_bad_params(history, env_for):
     states = {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state)
               for ti in dr.get_task_instances()}
     assert states == {"prepare_split": "success", "train_xgboost": "success",
-                      "train_torch_horovod": "skipped", "decide_promotion": "success"}
+                      "train_torch_horovod": "skipped", "decide_promotion": "success",
+                      "package_champion": "success", "check_and_release": "success"}, states
     # The run note itself is written through the REST API, so the live-Airflow test checks it;
     # here: the decision the note is made from, and the note's wording.
     from airflow.models.xcom import XComModel

@@ -63,3 +63,16 @@ def training_note(decision: dict | None) -> str:
         return "No promotion decision: training did not produce a candidate (see the task logs)."
     verdict = "Promoted" if decision.get("promote") else "Not promoted"
     return f"{verdict}: {decision.get('challenger')}. {decision.get('reason')}"
+
+
+def release_note(decision: dict | None, release: dict | None, failure: str | None = None) -> str:
+    """The training run's note once the serving flow ran: the decision, then the release."""
+    note = training_note(decision)
+    if failure:
+        return f"{note} NOT released: {failure}"
+    if release:
+        f = release.get("figures", {})
+        return (f"{note} Released {release['bento']} after its serving check (parity "
+                f"{f.get('max_abs_diff_batch', 0):.1g} over {f.get('rows')} rows, p99 "
+                f"{f.get('p99_ms')} ms).")
+    return note

@@ -9,5 +9,7 @@ benchmarks and tests.
 - :mod:`tasks.flows.daily`: one day's drop to published features (``flightline_daily``);
 - :mod:`tasks.flows.range_build`: many days of history in one Spark job (``features-range``);
 - :mod:`tasks.flows.training`: split, train candidates, decide the promotion
-  (``flightline_training``).
+  (``flightline_training``);
+- :mod:`tasks.flows.serving`: package the champion as a Bento, check it on a live server,
+  release it (the last two tasks of ``flightline_training``).
 """

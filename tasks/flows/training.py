@@ -9,6 +9,8 @@ train_xgboost,      Split                   Candidate           :func:`train_can
 train_torch_horovod                                             family: fit, evaluate, register
 decide_promotion    [Candidate]             Decision            the best candidate against the
                                                                 champion on the same test days
+package_champion,   Decision                Packaged, Release   the serving flow
+check_and_release                                               (:mod:`tasks.flows.serving`)
 ==================  ======================  ==================  ===================================
 
 Training one candidate is three steps run in one task, because the fitted model lives in a
@@ -27,6 +29,7 @@ from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 
+from tasks.flows import serving
 from tasks.settings import PROJECT_ROOT, Settings
 from tasks.storage import join
 from tasks.training import hardware, registry
@@ -103,20 +106,24 @@ def train_candidate(family: str, split: Split, *, run_key: str, settings: Settin
                         started=started, settings=settings, reference=reference)
 
 
-#: The DAG's task ids, in order, and the step each task runs.
+#: The DAG's task ids, in order, and the step each task runs (the last two are the serving
+#: flow's: package the champion, check it on a live server, release it).
 STEPS = {
     "prepare_split": prepare_split,
     "train_xgboost": partial(train_candidate, "xgboost"),
     "train_torch_horovod": partial(train_candidate, "torch-horovod"),
     "decide_promotion": decide_promotion,
+    **serving.STEPS,
 }
 
 
 def run_training(end: date, window_days: int, settings: Settings, *, families: list[str],
                  run_key: str, workers: int = 2, gpu: str = "auto", margin: float = 0.002,
-                 force: bool = False, params: dict[str, dict] | None = None) -> dict:
+                 force: bool = False, params: dict[str, dict] | None = None,
+                 release: bool = False) -> dict:
     """Every step in one process (the ``flightline train`` CLI): split, one candidate per
-    family (``params``: family -> hyperparameters), the promotion decision."""
+    family (``params``: family -> hyperparameters), the promotion decision, and with
+    ``release`` the serving flow (package the champion, check it, release it)."""
     split = prepare_split(end, window_days, settings)
     candidates = [
         train_candidate(f, split, run_key=f"{run_key}-{f}", workers=workers, gpu=gpu,
@@ -124,5 +131,10 @@ def run_training(end: date, window_days: int, settings: Settings, *, families: l
         for f in families
     ]
     decision: Decision = decide_promotion(candidates, settings, margin=margin, force=force)
-    return {"split": {k: v for k, v in split.to_dict().items() if k != "partitions"},
-            "candidates": [c.to_dict() for c in candidates], "promotion": decision.to_dict()}
+    out = {"split": {k: v for k, v in split.to_dict().items() if k != "partitions"},
+           "candidates": [c.to_dict() for c in candidates], "promotion": decision.to_dict()}
+    if release:
+        packaged = serving.package_champion(decision, settings)
+        out["release"] = (serving.check_and_release(packaged, settings).to_dict() if packaged
+                          else {"released": registry.released(settings)})
+    return out

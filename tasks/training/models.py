@@ -19,9 +19,15 @@ from tasks.settings import Settings
 
 class Model(Protocol):
     family: str
+    #: Each categorical feature's values seen in training (others are unknown to the model).
+    categories: dict[str, list[str]]
 
     def predict_proba(self, df):
         """P(arrival 15+ minutes late) for each row of a features frame (a NumPy array)."""
+
+    def predict_records(self, rows: list[dict]):
+        """The same probabilities for rows given as dicts keyed by feature name (serving's
+        fast path, without pandas; the serving check holds it to ``predict_proba``)."""
 
     def importance(self, df) -> dict[str, float]:
         """Feature importance, largest first; ``df`` (labelled rows) serves families that

@@ -21,6 +21,10 @@ class Decision:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Decision:
+        return cls(**d)
+
 
 def decide(challenger: str, challenger_auc: float, baselines: dict[str, float],
            champion: str | None, champion_auc: float | None, *, margin: float = 0.002,

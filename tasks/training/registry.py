@@ -3,12 +3,16 @@
 Layout::
 
     models/registry/versions/<version>/   model files, metrics.json, card.json, plots, importance
-    models/registry/champion.json         the alias: which version serves, and why it moved
+    models/registry/champion.json         the alias: the best version, and why it moved
+    models/registry/bentos/<version>/     that version packaged as Bento archives
+    models/registry/released.json         the alias: which Bento serves (moved by the serving check)
+    models/registry/releases/<time>.json  every serving check, passed or not (the release history)
 
 Versions are named ``v<UTC timestamp>-<family>``: sortable, unique without a lock. A version
 folder is published atomically (staged, then renamed or committed with ``_SUCCESS``); the
 ``champion`` alias is one object rewritten atomically, and moves only through the promotion
-decision (:mod:`tasks.training.promotion`).
+decision (:mod:`tasks.training.promotion`); the ``released`` alias only through a passed serving
+check (:mod:`tasks.serving.check`).
 """
 
 from __future__ import annotations
@@ -113,6 +117,39 @@ def set_champion(version: str, reason: str, settings: Settings) -> dict:
              "previous": previous["version"] if previous else None}
     Store(settings).write_text(join(_root(settings), "champion.json"), json.dumps(alias, indent=1))
     return alias
+
+
+def released(settings: Settings) -> dict | None:
+    """The ``released`` alias: the Bento that serves, its registry version and check figures."""
+    store = Store(settings)
+    uri = join(_root(settings), "released.json")
+    return json.loads(store.read_text(uri)) if store.exists(uri) else None
+
+
+def record_release_check(record: dict, settings: Settings) -> str:
+    """Keep one serving check's record (passed or not) in the release history."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    uri = join(_root(settings), "releases", f"{stamp}-{record['bento'].replace(':', '-')}.json")
+    Store(settings).write_text(uri, json.dumps(record, indent=1, default=str))
+    return uri
+
+
+def set_released(record: dict, settings: Settings) -> dict:
+    """Move the ``released`` alias to a checked Bento (only a passed serving check calls this)."""
+    show(record["version"], settings)  # must exist
+    previous = released(settings)
+    alias = {**record, "since": datetime.now(UTC).isoformat(),
+             "previous": previous["bento"] if previous else None}
+    Store(settings).write_text(join(_root(settings), "released.json"), json.dumps(alias, indent=1))
+    return alias
+
+
+def release_history(settings: Settings) -> list[dict]:
+    """Every serving check's record, oldest first."""
+    store = Store(settings)
+    base = join(_root(settings), "releases")
+    return [json.loads(store.read_text(join(base, n))) for n in store.list(base)
+            if n.endswith(".json")]
 
 
 def load_model(version: str, settings: Settings):

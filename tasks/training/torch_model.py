@@ -26,18 +26,34 @@ def prepare(df, prep: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.nd
             "categories": {c: sorted(map(str, df[c].dropna().unique())) for c in CATEGORICAL_FEATURES},
         }
     num = df[NUMERIC_FEATURES].apply(pd.to_numeric, errors="coerce").to_numpy("float64")
-    missing = np.isnan(num)
-    num = (num - np.array(prep["mean"])) / np.array(prep["std"])
-    num[missing] = 0.0
-    x_num = np.concatenate([num, missing.astype("float64")], axis=1).astype("float32")
     codes = []
     for c in CATEGORICAL_FEATURES:
         index = {v: i + 1 for i, v in enumerate(prep["categories"][c])}  # 0 = missing/unknown
         codes.append(df[c].map(lambda v, index=index: index.get(str(v), 0) if v is not None else 0)
                      .fillna(0).to_numpy("int64"))
-    x_cat = np.stack(codes, axis=1)
+    x_num, x_cat = _scale(num, np.stack(codes, axis=1), prep)
     y = df[LABEL].to_numpy("float32") if LABEL in df else None
     return x_num, x_cat, y, prep
+
+
+def _scale(num: np.ndarray, codes: np.ndarray, prep: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised numerics with missing indicators (float32), and the category codes."""
+    missing = np.isnan(num)
+    num = (num - np.array(prep["mean"])) / np.array(prep["std"])
+    num[missing] = 0.0
+    return np.concatenate([num, missing.astype("float64")], axis=1).astype("float32"), codes
+
+
+def prepare_records(rows: list[dict], prep: dict) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`prepare` for a few rows given as dicts (serving), without pandas."""
+    nan = float("nan")
+    num = np.array([[nan if r[c] is None else r[c] for c in NUMERIC_FEATURES] for r in rows],
+                   dtype="float64").reshape(len(rows), len(NUMERIC_FEATURES))
+    index = [{v: i + 1 for i, v in enumerate(prep["categories"][c])} for c in CATEGORICAL_FEATURES]
+    codes = np.array([[ix.get(r[c], 0) if r[c] is not None else 0
+                       for c, ix in zip(CATEGORICAL_FEATURES, index, strict=True)] for r in rows],
+                     dtype="int64").reshape(len(rows), len(CATEGORICAL_FEATURES))
+    return _scale(num, codes, prep)
 
 
 def build(prep: dict, hidden: tuple[int, ...] = (128, 64), dropout: float = 0.1):
@@ -112,6 +128,7 @@ class TorchModel:
 
         self.files = files
         self.prep = json.loads(files["prep.json"])
+        self.categories = self.prep["categories"]
         cfg = json.loads(files["model.json"])
         self.net = build(self.prep, tuple(cfg["hidden"]), cfg["dropout"])
         load_npz(io.BytesIO(files["weights.npz"]), self.net)
@@ -131,6 +148,13 @@ class TorchModel:
 
     def predict_proba(self, df) -> np.ndarray:
         x_num, x_cat, _, _ = prepare(df, self.prep)
+        return self._predict(x_num, x_cat)
+
+    def predict_records(self, rows: list[dict]) -> np.ndarray:
+        """:meth:`predict_proba` for rows given as dicts (serving's fast path)."""
+        return self._predict(*prepare_records(rows, self.prep))
+
+    def _predict(self, x_num: np.ndarray, x_cat: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.no_grad():
             out = []

@@ -101,6 +101,7 @@ class XGBModel:
     def __init__(self, booster, cats: dict[str, list[str]]):
         self.booster = booster
         self.cats = cats
+        self.categories = cats
 
     @classmethod
     def load(cls, folder: Path) -> XGBModel:
@@ -127,6 +128,26 @@ class XGBModel:
         best = self.booster.attr("best_iteration")
         rng = (0, int(best) + 1) if best is not None else (0, 0)
         return self.booster.predict(xgb.DMatrix(X, enable_categorical=True), iteration_range=rng)
+
+    def predict_records(self, rows: list[dict]):
+        """:meth:`predict_proba` for rows given as dicts (serving's fast path): numerics as
+        float32 and categories as their training codes, the same matrix :func:`xy` builds."""
+        import numpy as np
+
+        from tasks.feature_contract import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+
+        if not hasattr(self, "_codes"):
+            self._codes = [{v: float(i) for i, v in enumerate(self.cats[c])}
+                           for c in CATEGORICAL_FEATURES]
+        nan = float("nan")
+        X = np.array(
+            [[nan if r[c] is None else r[c] for c in NUMERIC_FEATURES]
+             + [nan if r[c] is None else ix.get(r[c], nan)
+                for c, ix in zip(CATEGORICAL_FEATURES, self._codes, strict=True)] for r in rows],
+            dtype=np.float32).reshape(len(rows), len(NUMERIC_FEATURES) + len(CATEGORICAL_FEATURES))
+        best = self.booster.attr("best_iteration")
+        rng = (0, int(best) + 1) if best is not None else (0, 0)
+        return self.booster.inplace_predict(X, iteration_range=rng)
 
     def importance(self, df=None) -> dict[str, float]:
         """Share of the total gain per feature (``df`` is not needed)."""

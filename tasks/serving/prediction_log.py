@@ -1,0 +1,116 @@
+"""The prediction log: every served prediction with its inputs, model version and time.
+
+Appending is a list append under a lock (off the response path); a background thread writes
+what has accumulated every ``flush_s`` seconds as one Parquet file per day, named
+``predictions/served/dt=<day>/part-<time>-<id>.parquet``. Each file is written whole and
+published atomically (local: temporary name, then rename; S3: one PUT), so a reader never sees a
+half-written file and a crash of the server loses at most the batch not yet flushed.
+
+``dt`` is the flight's date when the request names it (the day its features describe, so
+monitoring can join the day's labels), else the UTC day the request arrived.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+from datetime import UTC, date, datetime
+
+from tasks.feature_contract import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from tasks.settings import Settings
+from tasks.storage import Store, join
+
+EXTRA_COLUMNS = ["flight_date", "flight", "tailnum", "sched_dep_utc"]
+
+
+def log_root(settings: Settings) -> str:
+    return join(settings.zone("predictions"), "served")
+
+
+def _schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [(c, pa.float64()) for c in NUMERIC_FEATURES]
+        + [(c, pa.string()) for c in CATEGORICAL_FEATURES]
+        + [("flight_date", pa.date32()), ("flight", pa.int32()), ("tailnum", pa.string()),
+           ("sched_dep_utc", pa.string()), ("late_probability", pa.float64()),
+           ("model_version", pa.string()), ("endpoint", pa.string()),
+           ("logged_at", pa.timestamp("us", tz="UTC"))])
+
+
+class PredictionLog:
+    def __init__(self, settings: Settings, model_version: str, *, flush_s: float | None = None):
+        self.settings = settings
+        self.version = model_version
+        self.flush_s = float(flush_s if flush_s is not None else settings.prediction_log_flush_s)
+        self._rows: list[dict] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+        self.written: list[str] = []
+
+    def append(self, rows: list[dict], probabilities, endpoint: str) -> None:
+        now = datetime.now(UTC)
+        out = [{**r, "late_probability": float(p), "model_version": self.version,
+                "endpoint": endpoint, "logged_at": now} for r, p in zip(rows, probabilities, strict=True)]
+        with self._lock:
+            self._rows.extend(out)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            try:
+                self.flush()
+            except Exception as exc:  # storage down: keep the rows, try again next round
+                print(f"prediction log: flush failed, will retry: {exc}", flush=True)
+
+    def flush(self) -> list[str]:
+        """Write what has accumulated (one file per day); returns the URIs written."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows:
+            return []
+        by_day: dict[date, list[dict]] = {}
+        for r in rows:
+            by_day.setdefault(r.get("flight_date") or r["logged_at"].date(), []).append(r)
+        store = Store(self.settings)
+        written = []
+        try:
+            for day, day_rows in sorted(by_day.items()):
+                buf = io.BytesIO()
+                pq.write_table(pa.Table.from_pylist(day_rows, schema=_schema()), buf)
+                name = f"part-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
+                uri = join(log_root(self.settings), f"dt={day.isoformat()}", name)
+                store.write_bytes(uri, buf.getvalue())
+                written.append(uri)
+                by_day[day] = []
+        except Exception:
+            with self._lock:  # put back what was not written, in front of newer rows
+                self._rows[:0] = [r for rs in by_day.values() for r in rs]
+            raise
+        self.written.extend(written)
+        return written
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.flush()
+
+
+def read_prediction_log(day: date, settings: Settings):
+    """Every logged prediction for ``day`` (a pandas frame; empty when none)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    store = Store(settings)
+    base = join(log_root(settings), f"dt={day.isoformat()}")
+    frames = [pq.read_table(io.BytesIO(store.read_bytes(join(base, n)))).to_pandas()
+              for n in store.list(base) if n.startswith("part-") and n.endswith(".parquet")]
+    if not frames:
+        return _schema().empty_table().to_pandas()
+    return pd.concat(frames, ignore_index=True)

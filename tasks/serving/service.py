@@ -1,0 +1,86 @@
+"""The BentoML service of a packaged model version (``bentoml serve``; built by
+:mod:`tasks.serving.package`, which puts the version's files in the Bento's ``model/``).
+
+Endpoints (all POST with a JSON body, as BentoML serves its APIs):
+
+- ``/predict``: one feature row → ``{"late_probability", "model_version"}``;
+- ``/predict_batch``: ``{"rows": [...]}`` → a list of probabilities; adaptive batching merges
+  concurrent requests into one model call (most rows and longest wait from the settings);
+- ``/model``: the model version, its metrics and lineage, and the categories it knows;
+- BentoML's own ``/livez``, ``/readyz`` and Prometheus ``/metrics`` (GET).
+
+A request that breaks the schema (:mod:`tasks.serving.schema`: missing or extra fields, wrong
+types, NaN or infinity, a carrier or origin outside the contract, an empty or oversized batch) is
+a 400 whose message names the field; the server keeps serving. Settings come from the
+``FLIGHTLINE_*`` environment of the server (this module is an edge).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import bentoml
+from pydantic import Field
+
+from tasks.serving.schema import FeatureRow
+from tasks.settings import Settings
+
+SETTINGS = Settings.from_env()
+#: The packaged version's files (inside the Bento: ``src/model``); overridable for development.
+MODEL_DIR = Path(os.environ.get("FLIGHTLINE_SERVE_MODEL_DIR")
+                 or Path(__file__).resolve().parents[2] / "model")
+
+BatchRows = Annotated[list[FeatureRow], Field(min_length=1, max_length=SETTINGS.serve_max_batch_size)]
+
+
+@bentoml.service(
+    name="flightline",
+    workers=1,
+    traffic={"timeout": 30, "max_concurrency": 2000},
+    logging={"access": {"enabled": os.environ.get("FLIGHTLINE_SERVE_ACCESS_LOG", "off") == "on"}},
+)
+class Flightline:
+    def __init__(self) -> None:
+        from tasks.serving.predictor import Predictor
+
+        self.predictor = Predictor(MODEL_DIR)  # loaded once, from the version's own files
+        self.version = self.predictor.version
+        self.log = None
+        if SETTINGS.prediction_log == "on":
+            if not os.environ.get("FLIGHTLINE_DATA_ROOT"):
+                print("prediction log off: FLIGHTLINE_DATA_ROOT is not set for the server")
+            else:
+                from tasks.serving.prediction_log import PredictionLog
+
+                self.log = PredictionLog(SETTINGS, self.version)
+
+    def _predict(self, rows: list[FeatureRow], endpoint: str) -> list[float]:
+        records = [r.__dict__ for r in rows]
+        probs = self.predictor.predict(records)
+        if self.log is not None:
+            self.log.append(records, probs, endpoint)
+        return probs.tolist()
+
+    @bentoml.api
+    def predict(self, row: FeatureRow) -> dict:  # type: ignore[valid-type]
+        """P(arrival 15+ minutes late) for one flight's feature row."""
+        return {"late_probability": self._predict([row], "predict")[0],
+                "model_version": self.version}
+
+    @bentoml.api(batchable=True, max_batch_size=SETTINGS.serve_max_batch_size,
+                 max_latency_ms=SETTINGS.serve_max_latency_ms)
+    def predict_batch(self, rows: BatchRows) -> list[float]:
+        """P(late) for each feature row, in order (concurrent requests are batched together)."""
+        return self._predict(rows, "predict_batch")
+
+    @bentoml.api(route="/model")
+    def model(self) -> dict:
+        """The served model version, its test metrics and its lineage."""
+        return self.predictor.describe()
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
