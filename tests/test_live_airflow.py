@@ -58,7 +58,7 @@ def _digest(root: Path, days: list[str]) -> str:
 def live(tmp_path_factory):
     work = tmp_path_factory.mktemp("live")
     data = work / "data"
-    env = {"FLIGHTLINE_DATA_ROOT": str(data)}
+    env = {"FLIGHTLINE_DATA_ROOT": str(data), "FLIGHTLINE_BENTOML_HOME": str(work / "bentoml")}
     import os
 
     full = dict(os.environ, **env)
@@ -133,10 +133,12 @@ def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, dai
     done = live.wait_run("flightline_training", run["dag_run_id"], timeout=900)
     states = _states(live, "flightline_training", run["dag_run_id"])
     assert states == dict.fromkeys(["prepare_split", "train_xgboost", "train_torch_horovod",
-                                    "decide_promotion"], "success"), states
+                                    "decide_promotion", "package_champion", "check_and_release"],
+                                   "success"), states
     assert done["state"] == "success"
     note = live.run("flightline_training", run["dag_run_id"])["note"]
     assert note and note.startswith(("Promoted: ", "Not promoted: ")), note
+    assert "Released flightline:" in note, note  # the Bento passed its check under the scheduler
     # The scheduler outlives the run's end (the old listener killed it right there): healthy
     # through a few heartbeats, never restarted by the supervisor.
     time.sleep(12)
