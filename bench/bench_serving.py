@@ -1,7 +1,11 @@
 """Serving under load (2 cores, generator on the same machine): a released Bento on loopback.
 
 The load generator is `hey` (Debian's package: `apt-get install hey`), run as its own process at
-fixed request rates (workers x per-worker rate limit) for DURATION seconds each:
+fixed request rates for DURATION seconds each. hey paces each of its workers with its own ticker,
+all started together, so W workers send bursts of W requests; the rate is therefore spread over
+as few workers as possible (each at most 250 requests/s, one every 4 ms; at least 2). A worker
+waits for its answer before its next tick, so an overloaded server shows as an achieved rate
+below the target (no hidden queue). Modes:
 - single-row requests to ``/predict`` (no batching);
 - single-row requests to ``/predict_batch`` (adaptive batching merges concurrent requests);
 - 100-row requests to ``/predict_batch``.
@@ -56,7 +60,7 @@ def _prepare(root: Path) -> tuple[Settings, dict]:
 
 
 def _hey(url: str, body: bytes, rate: int, tmp: Path) -> dict:
-    workers = max(1, min(64, rate // 20))
+    workers = max(2, -(-rate // 250))
     path = tmp / "body.json"
     path.write_bytes(body)
     t = time.perf_counter()

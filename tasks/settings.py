@@ -63,6 +63,8 @@ class Settings:
     bentoml_home: str = str(PROJECT_ROOT / ".bentoml")
     #: Port ``flightline serve`` binds on 127.0.0.1.
     serve_port: int = 3000
+    #: Server worker processes of a Bento (each loads the model once); one per core.
+    serve_workers: int = 2
     #: Adaptive batching of ``/predict_batch``: most rows in one model call (also the most one
     #: request may carry; more is a 400), and the latency budget of a batch (milliseconds).
     serve_max_batch_size: int = 1000

@@ -17,7 +17,6 @@ reason, keeps the previous release, and leaves the Bento in the store for inspec
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -84,8 +83,8 @@ class Server:
 @contextmanager
 def serving(bento: str, settings: Settings, *, port: int | None = None, prediction_log: bool = False,
             ready_timeout_s: float = 180, env: dict | None = None) -> Iterator[Server]:
-    """``bentoml serve BENTO`` on 127.0.0.1 while the block runs, once ready. The server runs in
-    its own process group and is stopped (SIGINT, then SIGKILL) on the way out."""
+    """``bentoml serve BENTO`` on 127.0.0.1 while the block runs, once ready. Every process of
+    the server is stopped on the way out (SIGINT, then SIGKILL), none left behind."""
     import requests
 
     port = port or free_port()
@@ -97,6 +96,7 @@ def serving(bento: str, settings: Settings, *, port: int | None = None, predicti
              "--port", str(port)],
             env=bentoml_env(settings, **extra), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=tempfile.gettempdir())
+        # (a new session keeps a Ctrl-C meant for the caller from reaching the server directly)
         url = f"http://127.0.0.1:{port}"
 
         def tail() -> str:
@@ -121,19 +121,38 @@ def serving(bento: str, settings: Settings, *, port: int | None = None, predicti
             _stop(proc)
 
 
+def server_processes(proc: subprocess.Popen) -> list:
+    """The server's processes: ``bentoml serve``, its circus arbiter and the workers (each of
+    those in a session of its own, so a process group does not reach them)."""
+    import psutil
+
+    try:
+        root = psutil.Process(proc.pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def _stop(proc: subprocess.Popen, grace_s: float = 20) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=grace_s)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=10)
+    """SIGINT to every process of the server (workers flush their prediction log on the way
+    out), then SIGKILL whatever is left after ``grace_s``."""
+    import psutil
+
+    procs = server_processes(proc)
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGINT)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=10)
+    if proc.poll() is None:
+        proc.wait(timeout=10)
 
 
 def _test_rows(version: str, settings: Settings):

@@ -14,7 +14,7 @@ from tasks.feature_contract import MODEL_FEATURES
 class Predictor:
     """Loads a version folder once (the model files and ``card.json``, never pickle)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *, threads: int = 1):
         from tasks.training.models import load
 
         folder = Path(folder)
@@ -22,6 +22,7 @@ class Predictor:
         self.version: str = self.card["version"]
         self.family: str = self.card["family"]
         self.model = load(self.family, folder)
+        self.model.set_threads(threads)  # one per call: a server's concurrency is its requests
         self.known = {c: frozenset(v) for c, v in self.model.categories.items()}
 
     def frame(self, rows: list[dict]):

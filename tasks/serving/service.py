@@ -17,12 +17,14 @@ a 400 whose message names the field; the server keeps serving. Settings come fro
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Annotated
 
 import bentoml
-from pydantic import Field
+from bentoml.validators import ContentType
+from pydantic import BaseModel, Field
 
 from tasks.serving.schema import FeatureRow
 from tasks.settings import Settings
@@ -33,11 +35,20 @@ MODEL_DIR = Path(os.environ.get("FLIGHTLINE_SERVE_MODEL_DIR")
                  or Path(__file__).resolve().parents[2] / "model")
 
 BatchRows = Annotated[list[FeatureRow], Field(min_length=1, max_length=SETTINGS.serve_max_batch_size)]
+# Outputs declare their media type: BentoML otherwise derives it from the output's JSON schema
+# on every response (a fifth of a single prediction's server time).
+Probabilities = Annotated[list[float], ContentType("application/json")]
+Json = Annotated[dict, ContentType("application/json")]
+
+
+class Prediction(BaseModel):
+    late_probability: float
+    model_version: str
 
 
 @bentoml.service(
     name="flightline",
-    workers=1,
+    workers=SETTINGS.serve_workers,
     traffic={"timeout": 30, "max_concurrency": 2000},
     logging={"access": {"enabled": os.environ.get("FLIGHTLINE_SERVE_ACCESS_LOG", "off") == "on"}},
 )
@@ -55,6 +66,11 @@ class Flightline:
                 from tasks.serving.prediction_log import PredictionLog
 
                 self.log = PredictionLog(SETTINGS, self.version)
+        # Everything loaded so far (libraries, the model) lives as long as the server: keep it
+        # out of the garbage collector's full passes, which otherwise stall requests for tens
+        # of milliseconds (the p99) every few thousand requests.
+        gc.collect()
+        gc.freeze()
 
     def _predict(self, rows: list[FeatureRow], endpoint: str) -> list[float]:
         records = [r.__dict__ for r in rows]
@@ -64,19 +80,20 @@ class Flightline:
         return probs.tolist()
 
     @bentoml.api
-    def predict(self, row: FeatureRow) -> dict:  # type: ignore[valid-type]
+    async def predict(self, row: FeatureRow) -> Prediction:  # type: ignore[valid-type]
         """P(arrival 15+ minutes late) for one flight's feature row."""
-        return {"late_probability": self._predict([row], "predict")[0],
-                "model_version": self.version}
+        # async: a 0.2 ms prediction costs less on the event loop than a hop to a thread
+        return Prediction(late_probability=self._predict([row], "predict")[0],
+                          model_version=self.version)
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.serve_max_batch_size,
                  max_latency_ms=SETTINGS.serve_max_latency_ms)
-    def predict_batch(self, rows: BatchRows) -> list[float]:
+    def predict_batch(self, rows: BatchRows) -> Probabilities:
         """P(late) for each feature row, in order (concurrent requests are batched together)."""
         return self._predict(rows, "predict_batch")
 
     @bentoml.api(route="/model")
-    def model(self) -> dict:
+    def model(self) -> Json:
         """The served model version, its test metrics and its lineage."""
         return self.predictor.describe()
 

@@ -29,6 +29,10 @@ class Model(Protocol):
         """The same probabilities for rows given as dicts keyed by feature name (serving's
         fast path, without pandas; the serving check holds it to ``predict_proba``)."""
 
+    def set_threads(self, n: int) -> None:
+        """Use ``n`` threads per prediction call (serving: 1, its concurrency comes from
+        requests, and a second thread per tiny call costs more CPU than it saves)."""
+
     def importance(self, df) -> dict[str, float]:
         """Feature importance, largest first; ``df`` (labelled rows) serves families that
         measure it by permutation."""

@@ -150,6 +150,9 @@ class TorchModel:
         x_num, x_cat, _, _ = prepare(df, self.prep)
         return self._predict(x_num, x_cat)
 
+    def set_threads(self, n: int) -> None:
+        self._torch.set_num_threads(n)
+
     def predict_records(self, rows: list[dict]) -> np.ndarray:
         """:meth:`predict_proba` for rows given as dicts (serving's fast path)."""
         return self._predict(*prepare_records(rows, self.prep))

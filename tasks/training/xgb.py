@@ -129,6 +129,9 @@ class XGBModel:
         rng = (0, int(best) + 1) if best is not None else (0, 0)
         return self.booster.predict(xgb.DMatrix(X, enable_categorical=True), iteration_range=rng)
 
+    def set_threads(self, n: int) -> None:
+        self.booster.set_param({"nthread": n})
+
     def predict_records(self, rows: list[dict]):
         """:meth:`predict_proba` for rows given as dicts (serving's fast path): numerics as
         float32 and categories as their training codes, the same matrix :func:`xy` builds."""
