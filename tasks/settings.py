@@ -68,7 +68,7 @@ class Settings:
     #: Adaptive batching of ``/predict_batch``: most rows in one model call (also the most one
     #: request may carry; more is a 400), and the latency budget of a batch (milliseconds).
     serve_max_batch_size: int = 1000
-    serve_max_latency_ms: int = 50
+    serve_max_latency_ms: int = 200
     #: The serving check's bound on p99 latency of single-row requests on loopback (ms).
     serve_check_p99_ms: int = 50
     #: Single-row requests the serving check times (all test-day rows are compared in batches).

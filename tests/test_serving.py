@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,13 @@ def test_prediction_log_keeps_rows_a_failed_flush_could_not_write(settings):
     assert np.allclose(got["late_probability"], [0.1, 0.2, 0.3, 0.4, 0.5])
     assert set(got["model_version"]) == {"v-test"}
     assert [p.name for p in Path(written[0]).parent.iterdir()] == [Path(written[0]).name]
+    many = PredictionLog(settings, "v-many", flush_s=3600)  # crosses the Arrow chunks
+    many.append(rows * 230, [0.5] * 1150, "predict_batch")
+    many.append([dict(rows[0], flight_date=None)], [0.9], "predict")  # filed under today
+    many.close()
+    assert len(read_prediction_log(DAY, settings)) == 5 + 1150
+    today = read_prediction_log(datetime.now(UTC).date(), settings)
+    assert today["late_probability"].tolist() == [0.9] and today["flight_date"].isna().all()
 
 
 # ------------------------------------------------------------------ trained models

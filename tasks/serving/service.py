@@ -88,7 +88,7 @@ class Flightline:
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.serve_max_batch_size,
                  max_latency_ms=SETTINGS.serve_max_latency_ms)
-    def predict_batch(self, rows: BatchRows) -> Probabilities:
+    async def predict_batch(self, rows: BatchRows) -> Probabilities:
         """P(late) for each feature row, in order (concurrent requests are batched together)."""
         return self._predict(rows, "predict_batch")
 
