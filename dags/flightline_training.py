@@ -4,8 +4,9 @@
 One task per step of the training flow (`tasks/flows/training.py`), each handed the result of
 the step before.
 
-Runs when the daily DAG publishes a feature partition (the `flightline_features` Asset) and
-weekly (Sunday 04:00 UTC) as a fallback; trigger it from the UI with the form below.
+Runs on a retrain request from the monitoring DAG (the `flightline_retrain_request` Asset: drift
+or lost accuracy for several days running), weekly (Sunday 04:00 UTC), or from the UI with the
+form below; the run note starts with which.
 
 1. **prepare_split**: the trailing window of published feature partitions ending at the newest
    day, split by date (never at random): train, then validation, then the most recent days as
@@ -35,28 +36,21 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
-from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, FEATURES_ASSET, logical_day
+from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, RETRAIN_ASSET, event_day
 
 from tasks.settings import Settings
 
 
 def _end_day(context):
-    """The newest day this run may train on: the triggering features event's day, else the
-    run's logical day (the split then takes the newest published partitions up to it)."""
-    from datetime import date
-
-    days = []
-    for events in (context.get("triggering_asset_events") or {}).values():
-        for ev in events:
-            if (ev.extra or {}).get("day"):
-                days.append(date.fromisoformat(ev.extra["day"]))
-    return max(days) if days else logical_day(context)
+    """The newest day this run may train on: the retrain request's day, else the run's logical
+    day (the split then takes the newest published partitions up to it)."""
+    return event_day(context)
 
 
 @dag(
     dag_id="flightline_training",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 4 * * 0", timezone="UTC"), assets=FEATURES_ASSET
+        timetable=CronTriggerTimetable("0 4 * * 0", timezone="UTC"), assets=RETRAIN_ASSET
     ),
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
@@ -96,11 +90,11 @@ def flightline_training():
         try:
             return training.prepare_split(end, window, Settings.from_env()).to_dict()
         except NotEnoughHistory as exc:  # e.g. the first nightly run: nothing to train on yet
-            from flightline_airflow.run_notes import write_run_note
+            from flightline_airflow.run_notes import run_trigger, write_run_note
 
             reason = (f"Not trained: {exc} in the {window} days up to {end.isoformat()}; "
                       "backfill flightline_daily first.")
-            write_run_note(context, reason)
+            write_run_note(context, f"{run_trigger(context)} {reason}")
             raise AirflowSkipException(reason) from exc
 
     def _train(family: str, split: dict, context) -> dict | None:
@@ -128,7 +122,7 @@ def flightline_training():
 
     @task(trigger_rule="none_failed_min_one_success")
     def decide_promotion(xgb: dict | None, torch: dict | None, **context) -> dict:
-        from flightline_airflow.run_notes import training_note, write_run_note
+        from flightline_airflow.run_notes import run_trigger, training_note, write_run_note
 
         from tasks.flows import training
         from tasks.training.registry import Candidate
@@ -139,7 +133,7 @@ def flightline_training():
             margin=float(p["margin"]), force=bool(p["force_promote"])).to_dict()
         verdict = "PROMOTED" if decision["promote"] else "NOT promoted"
         print(f"{verdict} {decision['challenger']}: {decision['reason']}")
-        write_run_note(context, training_note(decision))
+        write_run_note(context, f"{run_trigger(context)} {training_note(decision)}")
         return decision
 
     @task
@@ -157,7 +151,7 @@ def flightline_training():
 
     @task
     def check_and_release(packaged: dict, decision: dict, **context) -> dict:
-        from flightline_airflow.run_notes import release_note, write_run_note
+        from flightline_airflow.run_notes import release_note, run_trigger, write_run_note
 
         from tasks.flows import serving
         from tasks.serving.check import ServingCheckFailed
@@ -169,12 +163,12 @@ def flightline_training():
         except ServingCheckFailed as exc:
             from airflow.sdk.exceptions import AirflowFailException
 
-            write_run_note(context, release_note(decision, None, str(exc)))
+            write_run_note(context, f"{run_trigger(context)} {release_note(decision, None, str(exc))}")
             if exc.transient:
                 raise  # a busy machine, a server that did not start: the retry may pass
             raise AirflowFailException(str(exc)) from exc  # predictions differ: no retry
         print(f"RELEASED {release['bento']}: {release['figures']}")
-        write_run_note(context, release_note(decision, release))
+        write_run_note(context, f"{run_trigger(context)} {release_note(decision, release)}")
         return release
 
     split = prepare_split()

@@ -234,6 +234,26 @@ def _run_serve(args: argparse.Namespace, settings: Settings):
               bentoml_env(settings))
 
 
+def _args_monitor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["day", "metrics"], help="day: monitor one day; metrics: "
+                   "the metrics table")
+    p.add_argument("--date", type=iso_date, default=None, help="for day: YYYY-MM-DD")
+
+
+@command("monitor", "monitoring: score a day, its drift and quality reports, the retrain "
+                    "decision; or the metrics table")(_args_monitor)
+def _run_monitor(args: argparse.Namespace, settings: Settings):
+    if args.action == "metrics":
+        from tasks.monitoring.metrics import read_metrics
+
+        return read_metrics(settings).to_dict("records")
+    if args.date is None:
+        raise ValueError("monitor day needs --date YYYY-MM-DD")
+    from tasks.flows.monitoring import run_monitoring
+
+    return run_monitoring(args.date, settings)
+
+
 # ------------------------------------------------------------------------------ entry point
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flightline", description=__doc__.splitlines()[0])

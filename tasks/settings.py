@@ -77,6 +77,14 @@ class Settings:
     #: flushed every ``prediction_log_flush_s`` seconds off the response path; ``off`` for none.
     prediction_log: str = "on"
     prediction_log_flush_s: int = 5
+    #: The retrain policy (:mod:`tasks.monitoring.policy`): a day breaches when this share of
+    #: the model's features drifted, or its ROC AUC fell this far below the test days'; a
+    #: retrain is requested after this many consecutive breaching days, then none for the
+    #: cool-down days.
+    retrain_drift_share: float = 0.5
+    retrain_auc_drop: float = 0.05
+    retrain_consecutive_days: int = 3
+    retrain_cooldown_days: int = 7
     #: Zone folder names under the data root.
     layout: Layout = field(default_factory=Layout)
 
@@ -97,6 +105,8 @@ class Settings:
                 values[f.name] = _parse_replay_year(var, raw)
             elif f.type in (int, "int"):
                 values[f.name] = _parse_positive_int(var, raw)
+            elif f.type in (float, "float"):
+                values[f.name] = _parse_fraction(var, raw)
             else:
                 values[f.name] = raw.strip()
         layout_values = {}
@@ -189,6 +199,16 @@ def _parse_replay_year(var: str, raw: str) -> int:
     if not 1900 <= year <= 2100:
         raise SettingsError(f"{var}={raw!r}: replay year out of range 1900..2100")
     return year
+
+
+def _parse_fraction(var: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{var}={raw!r}: expected a number such as 0.5") from None
+    if not 0 <= value <= 1:
+        raise SettingsError(f"{var}={raw!r}: must be between 0 and 1")
+    return value
 
 
 def _parse_positive_int(var: str, raw: str) -> int:

@@ -20,7 +20,8 @@ def dagbag():
 
 
 @pytest.mark.parametrize("dag_id,flow", [("flightline_daily", "daily"),
-                                         ("flightline_training", "training")])
+                                         ("flightline_training", "training"),
+                                         ("flightline_monitoring", "monitoring")])
 def test_every_dag_task_is_one_step_of_its_flow(dagbag, dag_id, flow):
     import importlib
 
@@ -41,7 +42,8 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & heavy)))
 
 @pytest.mark.parametrize("modules", [
     ["tasks.feature_contract"],  # what training, serving and monitoring read
-    ["tasks.flows.daily", "tasks.flows.range_build", "tasks.flows.training", "tasks.cli"],
+    ["tasks.flows.daily", "tasks.flows.range_build", "tasks.flows.training", "tasks.flows.serving",
+     "tasks.flows.monitoring", "tasks.cli"],
 ])
 def test_importing_steps_loads_no_heavy_library_and_no_airflow(modules):
     out = subprocess.run([sys.executable, "-c", PROBE, *modules], capture_output=True, text=True,

@@ -137,7 +137,7 @@ def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, dai
                                    "success"), states
     assert done["state"] == "success"
     note = live.run("flightline_training", run["dag_run_id"])["note"]
-    assert note and note.startswith(("Promoted: ", "Not promoted: ")), note
+    assert note and note.startswith(("[Manual run] Promoted: ", "[Manual run] Not promoted: ")), note
     assert "Released flightline:" in note, note  # the Bento passed its check under the scheduler
     # The scheduler outlives the run's end (the old listener killed it right there): healthy
     # through a few heartbeats, never restarted by the supervisor.

@@ -27,6 +27,27 @@ def _features_asset():
 FEATURES_ASSET = _features_asset()
 
 
+def _retrain_asset():
+    from airflow.sdk import Asset
+
+    # The monitoring DAG's retrain request; the training DAG schedules on it. The event's extra
+    # says why (day, model version, reason).
+    return Asset(name="flightline_retrain_request", uri="flightline://retrain", group="flightline")
+
+
+RETRAIN_ASSET = _retrain_asset()
+
+
+def event_day(context) -> date:
+    """The newest day named by the run's triggering features events, else :func:`logical_day`."""
+    days = []
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for ev in events:
+            if (ev.extra or {}).get("day"):
+                days.append(date.fromisoformat(ev.extra["day"]))
+    return max(days) if days else logical_day(context)
+
+
 def logical_day(context) -> date:
     """The day a run processes: the ``day`` Param when given, else the logical date (UTC).
 

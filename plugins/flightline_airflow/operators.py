@@ -1,4 +1,5 @@
-"""Flightline operators: the quality gate, with an extra link to its Data Docs."""
+"""Flightline operators: the quality gate with an extra link to its Data Docs, and the
+monitoring reports with a link to theirs."""
 
 from __future__ import annotations
 
@@ -86,4 +87,59 @@ class QualityGateOperator(BaseOperator):
                                     f"{r.quarantine_uri}. See the {self.task_id} log and Data Docs.")
             raise AirflowFailException(str(exc)) from exc
         self.log.info("%s (%s)", result.summary(), result.suites)
+        return result.to_dict()
+
+
+class MonitoringReportLink(BaseOperatorLink):
+    """"Report" button on a monitoring report task: its Evidently HTML page for the day, through
+    the same reports route as Data Docs (stored in XCom by the worker, like ``DataDocsLink``)."""
+
+    name = "Report"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        path = getattr(operator, "report_path", None)
+        return f"{REPORTS_URL_PREFIX}/reports/{path}" if path else ""
+
+
+class MonitoringReportOperator(BaseOperator):
+    """Run one report step of the monitoring flow (``drift`` or ``quality``) on the scoring
+    step's result (``data``: its XCom, templated); the task gets a link to the HTML report."""
+
+    template_fields: Sequence[str] = ("data",)
+    operator_extra_links = (MonitoringReportLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, report: str, data: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if report not in ("drift", "quality"):
+            raise ValueError(f"MonitoringReportOperator: report must be 'drift' or 'quality', got {report!r}")
+        self.report = report
+        self.data = data
+        self.report_path: str | None = None
+
+    def execute(self, context) -> dict:
+        from datetime import date
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from tasks.flows import monitoring
+        from tasks.monitoring.reports import report_path
+        from tasks.monitoring.scoring import Scored
+        from tasks.settings import Settings
+
+        if not self.data:
+            raise AirflowSkipException("nothing was scored")
+        scored = Scored.from_dict(self.data)
+        step = monitoring.drift_report if self.report == "drift" else monitoring.quality_report
+        result = step(scored, Settings.from_env())
+        self.report_path = report_path(date.fromisoformat(scored.day), self.report)
+        if self.report == "drift":
+            self.log.info("%s: drift share %.2f (%d features drifted: %s); prediction drift %s",
+                          scored.day, result.drift_share, len(result.drifted),
+                          ", ".join(result.drifted) or "none", result.prediction_drift)
+        else:
+            self.log.info("%s: ROC AUC %.4f (test days %.4f), ECE %.4f on %d labelled rows",
+                          scored.day, result.metrics["roc_auc"],
+                          result.registry_metrics.get("roc_auc", float("nan")),
+                          result.metrics["ece"], result.rows)
         return result.to_dict()

@@ -76,3 +76,20 @@ def release_note(decision: dict | None, release: dict | None, failure: str | Non
                 f"{f.get('max_abs_diff_batch', 0):.1g} over {f.get('rows')} rows, p99 "
                 f"{f.get('p99_ms')} ms).")
     return note
+
+
+def run_trigger(context) -> str:
+    """Why a training run runs, for its note: a retrain request (with its reason), the weekly
+    schedule, a backfill, or a person in the UI."""
+    reasons = [ev.extra.get("reason") for events in (context.get("triggering_asset_events") or {}).values()
+               for ev in events if (ev.extra or {}).get("reason")]
+    if reasons:
+        return f"[Retrain request: {reasons[-1]}]"
+    run_type = str(getattr(context.get("dag_run"), "run_type", "") or "").lower()
+    if "scheduled" in run_type:
+        return "[Weekly schedule]"
+    if "backfill" in run_type:
+        return "[Backfill]"
+    if "asset" in run_type:
+        return "[Retrain request]"
+    return "[Manual run]"

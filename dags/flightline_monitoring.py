@@ -1,0 +1,108 @@
+"""
+### flightline_monitoring: the released model's day, Evidently reports, the retrain decision
+
+One task per step of the monitoring flow (`tasks/flows/monitoring.py`), each handed the result
+of the step before. Runs when the daily DAG publishes a feature partition (the
+`flightline_features` Asset) and daily at 03:00 UTC (so `airflow backfill create` and the UI's
+backfill cover past days); a day monitored twice replaces its own figures.
+
+1. **score_day**: the released model (else the champion) scores the day's published features
+   into `predictions/scored/dt=.../`; skipped when the day has no published features (its data
+   failed a gate) or there is no model yet.
+2. **drift_report** and **quality_report**: Evidently reports against the model version's
+   reference sample, each with a **Report** button: drift per feature (the test used and its
+   score), the share of drifted features and prediction drift; ROC AUC, precision and recall at
+   0.5 and calibration on the day's labels, beside the version's test-day figures.
+3. **decide_retrain**: the day's row in the metrics table, then the policy: a retrain is
+   requested after `FLIGHTLINE_RETRAIN_CONSECUTIVE_DAYS` breaching days (drift share or AUC loss
+   over its threshold), then none for `FLIGHTLINE_RETRAIN_COOLDOWN_DAYS`.
+4. **request_retrain**: emits the `flightline_retrain_request` Asset event (the reason in its
+   extra) that the training DAG runs on, and notifies; skipped when there is no request.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from flightline_airflow import (
+    DAG_TAGS_BASE,
+    DEFAULT_ARGS,
+    FEATURES_ASSET,
+    RETRAIN_ASSET,
+    event_day,
+)
+from flightline_airflow.notifiers import retrain_notifier
+from flightline_airflow.operators import MonitoringReportOperator
+
+from tasks.settings import Settings
+
+
+@dag(
+    dag_id="flightline_monitoring",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=FEATURES_ASSET
+    ),
+    start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # days in order: the policy counts consecutive days
+    default_args=DEFAULT_ARGS,
+    tags=[*DAG_TAGS_BASE, "monitoring"],
+    doc_md=__doc__,
+    params={
+        "day": Param(None, type=["null", "string"], format="date", title="Day to monitor",
+                     description="YYYY-MM-DD. Empty: the features event's day, else the logical date."),
+    },
+)
+def flightline_monitoring():
+    @task
+    def score_day(**context) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from tasks.flows import monitoring
+
+        day = event_day(context)
+        try:
+            scored = monitoring.score_day(day, Settings.from_env())
+        except LookupError as exc:  # no published features (a failed gate), or no model yet
+            raise AirflowSkipException(f"{day}: not monitored: {exc}") from exc
+        print(f"{day}: {scored.rows} rows scored by {scored.version} ({scored.model_source}); "
+              f"{scored.served_rows} served rows logged")
+        return scored.to_dict()
+
+    @task
+    def decide_retrain(drift: dict, quality: dict | None, **context) -> dict:
+        from flightline_airflow.run_notes import write_run_note
+
+        from tasks.flows import monitoring
+        from tasks.monitoring.reports import DriftResult, QualityResult
+
+        decision = monitoring.decide_retrain(
+            DriftResult.from_dict(drift), QualityResult.from_dict(quality) if quality else None,
+            Settings.from_env())
+        verdict = "RETRAIN requested" if decision.retrain else "no retrain"
+        print(f"{decision.day}: {verdict}: {decision.reason}")
+        write_run_note(context, f"{decision.day}: drift share {drift['drift_share']:.2f}"
+                                + (f", ROC AUC {quality['metrics']['roc_auc']:.3f}" if quality else "")
+                                + f"; {verdict}: {decision.reason}")
+        return decision.to_dict()
+
+    @task(outlets=[RETRAIN_ASSET], on_success_callback=retrain_notifier())
+    def request_retrain(decision: dict, **context) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from tasks.flows import monitoring
+        from tasks.monitoring.policy import RetrainDecision
+
+        request = monitoring.request_retrain(RetrainDecision.from_dict(decision), Settings.from_env())
+        if request is None:
+            raise AirflowSkipException(f"no retrain request: {decision['reason']}")
+        context["outlet_events"][RETRAIN_ASSET].extra = request
+        return request
+
+    scored = score_day()
+    drift = MonitoringReportOperator(task_id="drift_report", report="drift", data=scored)
+    quality = MonitoringReportOperator(task_id="quality_report", report="quality", data=scored)
+    request_retrain(decide_retrain(drift.output, quality.output))
+
+
+flightline_monitoring()

@@ -1,0 +1,60 @@
+"""The monitoring metrics table: one row per day and model version, accumulated.
+
+``reports/monitoring/metrics.parquet`` is rewritten whole (atomically) on each update; a day
+monitored again replaces its row. The monitoring DAG runs one day at a time, so updates do not
+race.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+from tasks.settings import Settings
+from tasks.storage import Store, join
+
+COLUMNS = ["day", "model_version", "rows", "drift_share", "drifted_features", "drifted",
+           "prediction_drift_score", "prediction_drifted", "roc_auc", "registry_auc", "auc_drop",
+           "ece", "breach", "retrain", "retrain_reason", "recorded_at"]
+
+
+def metrics_uri(settings: Settings) -> str:
+    return join(settings.zone("reports"), "monitoring", "metrics.parquet")
+
+
+def read_metrics(settings: Settings):
+    """The table as a pandas frame sorted by day (empty, with its columns, before any row)."""
+    import pandas as pd
+
+    store = Store(settings)
+    uri = metrics_uri(settings)
+    if not store.exists(uri):
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
+    df = pd.read_parquet(io.BytesIO(store.read_bytes(uri)))
+    df["day"] = pd.to_datetime(df["day"]).dt.date
+    return df.sort_values(["day", "recorded_at"]).reset_index(drop=True)
+
+
+def upsert(row: dict, settings: Settings):
+    """Add or replace the row of (day, model_version); returns the new table."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    row = {c: row.get(c) for c in COLUMNS} | {"recorded_at": datetime.now(UTC).isoformat()}
+    df = read_metrics(settings)
+    keep = ~((df["day"] == row["day"]) & (df["model_version"] == row["model_version"]))
+    new = pd.DataFrame([row])
+    out = (pd.concat([df[keep], new], ignore_index=True) if keep.any() else new).sort_values("day")
+    out["day"] = pd.to_datetime(out["day"])
+    buf = io.BytesIO()
+    out.to_parquet(buf, index=False)
+    Store(settings).write_bytes(metrics_uri(settings), buf.getvalue())
+    out["day"] = out["day"].dt.date
+    return out.reset_index(drop=True)
+
+
+def day_row(df, day: date):
+    """The latest row recorded for ``day`` (any model version), or None."""
+    rows = df[df["day"] == day]
+    return None if rows.empty else rows.iloc[-1]

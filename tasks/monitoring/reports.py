@@ -1,0 +1,177 @@
+"""Evidently 0.7 reports for one scored day, against the model version's reference sample.
+
+- **drift**: data drift per model feature (Evidently picks the test by column type and sample
+  size: Wasserstein distance or Kolmogorov-Smirnov for numbers, Jensen-Shannon distance or
+  chi-square for categories; each column's method, score and threshold are kept), the share of
+  drifted features, and prediction drift (the model's scores against its scores on the
+  reference);
+- **quality**: the day's classification quality from its labels (a day's arrivals are known by
+  the time its features are published): ROC AUC, precision and recall at the threshold
+  (``THRESHOLD``), calibration (expected calibration error), beside the version's test-day
+  figures from the registry.
+
+Each writes ``reports/monitoring/dt=<day>/<report>.html`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, NUMERIC_FEATURES
+from tasks.monitoring.scoring import PREDICTION, Scored, read_scored
+from tasks.settings import Settings
+from tasks.storage import Store, join
+from tasks.training import registry
+
+#: The decision threshold on P(late) that precision and recall are measured at.
+THRESHOLD = 0.5
+
+
+def report_dir(day: date, settings: Settings) -> str:
+    return join(settings.zone("reports"), "monitoring", f"dt={day.isoformat()}")
+
+
+def report_path(day: date, report: str) -> str:
+    """The report's path under the reports zone (what the reports route serves)."""
+    return f"monitoring/dt={day.isoformat()}/{report}.html"
+
+
+@dataclass
+class DriftResult:
+    day: str
+    version: str
+    rows: int
+    reference_rows: int
+    drift_share: float  # share of model features that drifted
+    drifted: list[str]
+    prediction_drift: dict  # method, score, threshold, drifted
+    features: dict = field(default_factory=dict)  # column -> method, score, threshold, drifted
+    html: str = ""
+    json: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DriftResult:
+        return cls(**d)
+
+
+@dataclass
+class QualityResult:
+    day: str
+    version: str
+    rows: int
+    metrics: dict  # roc_auc, pr_auc, log_loss, brier, ece, precision, recall, threshold
+    registry_metrics: dict  # the version's test-day figures
+    auc_drop: float | None  # registry test AUC minus the day's AUC
+    html: str = ""
+    json: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> QualityResult:
+        return cls(**d)
+
+
+def _dataset(df, with_label: bool):
+    from evidently import BinaryClassification, DataDefinition, Dataset
+
+    cols = MODEL_FEATURES + [PREDICTION] + ([LABEL] if with_label else [])
+    definition = DataDefinition(
+        numerical_columns=NUMERIC_FEATURES + [PREDICTION],
+        categorical_columns=CATEGORICAL_FEATURES + ([LABEL] if with_label else []),
+        classification=[BinaryClassification(target=LABEL, prediction_probas=PREDICTION)]
+        if with_label else None)
+    frame = df[cols].copy()
+    for c in CATEGORICAL_FEATURES:
+        frame[c] = frame[c].astype("object")
+    return Dataset.from_pandas(frame, data_definition=definition)
+
+
+def _publish(day: date, name: str, snapshot, payload: dict, settings: Settings) -> tuple[str, str]:
+    """Write ``<name>.html`` (Evidently's page) and ``<name>.json`` (our figures and Evidently's
+    own metrics) into the day's report folder; each object is written atomically."""
+    store = Store(settings)
+    base = report_dir(day, settings)
+    with tempfile.TemporaryDirectory(prefix="flightline-report-") as tmp:
+        html = Path(tmp) / f"{name}.html"
+        snapshot.save_html(str(html))
+        store.upload_file(html, join(base, f"{name}.html"))
+    body = {**payload, "evidently": snapshot.dict()}
+    store.write_text(join(base, f"{name}.json"), json.dumps(body, indent=1, default=str))
+    return join(base, f"{name}.html"), join(base, f"{name}.json")
+
+
+def _drifted(method: str, score: float, threshold: float) -> bool:
+    """Evidently's rule: a p-value below the threshold, or a distance at or above it."""
+    return score < threshold if "p_value" in method.lower() else score >= threshold
+
+
+def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftResult:
+    """Data and prediction drift of the scored day against the version's reference sample
+    (``current``: a frame to use instead of the scored day, for tests and benchmarks)."""
+    from evidently import Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    from tasks.training.reference import read_reference
+
+    day = date.fromisoformat(scored.day)
+    cur = read_scored(day, settings) if current is None else current
+    ref = read_reference(scored.version, settings)
+    snapshot = Report([DataDriftPreset(columns=MODEL_FEATURES), ValueDrift(column=PREDICTION)]).run(
+        current_data=_dataset(cur, False), reference_data=_dataset(ref, False))
+    features, prediction = {}, {}
+    for m in snapshot.dict()["metrics"]:
+        cfg = m.get("config", {})
+        if cfg.get("type", "").endswith(":ValueDrift"):
+            score, threshold = float(m["value"]), float(cfg["threshold"])
+            entry = {"method": cfg["method"], "score": round(score, 6), "threshold": threshold,
+                     "drifted": _drifted(cfg["method"], score, threshold)}
+            if cfg["column"] == PREDICTION:
+                prediction = entry
+            else:
+                features[cfg["column"]] = entry
+    drifted = sorted(c for c, e in features.items() if e["drifted"])
+    result = DriftResult(day=scored.day, version=scored.version, rows=len(cur),
+                         reference_rows=len(ref), drift_share=round(len(drifted) / len(features), 4),
+                         drifted=drifted, prediction_drift=prediction, features=features)
+    result.html, result.json = _publish(day, "drift", snapshot, result.to_dict(), settings)
+    return result
+
+
+def quality_report(scored: Scored, settings: Settings, *, current=None) -> QualityResult:
+    """The released model's classification quality on the day's labels, beside its test days."""
+    import numpy as np
+    from evidently import Report
+    from evidently.presets import ClassificationPreset
+
+    from tasks.training.evaluate import metrics as quality_metrics
+    from tasks.training.reference import read_reference
+
+    day = date.fromisoformat(scored.day)
+    cur = read_scored(day, settings) if current is None else current
+    y, p = cur[LABEL].to_numpy().astype(int), cur[PREDICTION].to_numpy()
+    m = quality_metrics(y, p)
+    late = p >= THRESHOLD
+    m |= {"threshold": THRESHOLD,
+          "precision": float((y[late] == 1).mean()) if late.any() else None,
+          "recall": float(late[y == 1].mean()) if (y == 1).any() else None,
+          "predicted_late_rate": float(np.mean(late))}
+    card = registry.show(scored.version, settings)
+    reg = card.get("metrics", {})
+    ref = read_reference(scored.version, settings)
+    snapshot = Report([ClassificationPreset()]).run(current_data=_dataset(cur, True),
+                                                    reference_data=_dataset(ref, True))
+    drop = round(reg["roc_auc"] - m["roc_auc"], 6) if "roc_auc" in reg else None
+    result = QualityResult(day=scored.day, version=scored.version, rows=len(cur), metrics=m,
+                           registry_metrics=reg, auc_drop=drop)
+    result.html, result.json = _publish(day, "quality", snapshot, result.to_dict(), settings)
+    return result

@@ -1,0 +1,181 @@
+"""Monitoring: scoring, Evidently drift and quality reports, the metrics table, the retrain
+policy (one request, then a cool-down; never on a failed-gate day) and the DAG end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+END = date(2013, 3, 16)  # the model trains on the window ending here; later days are "new"
+LATER = [date(2013, 3, 17) + timedelta(days=i) for i in range(8)]  # published, after training
+
+
+@pytest.fixture(scope="module")
+def monitored(history, tmp_path_factory):
+    """Its own data root (the shared features copied in) with an XGBoost champion trained on
+    the days up to END."""
+    from tasks.flows.training import decide_promotion, prepare_split, train_candidate
+
+    root = tmp_path_factory.mktemp("monitoring") / "data"
+    shutil.copytree(history.zone("features"), root / "features")
+    s = history.with_overrides(data_root=str(root), reference_rows=3000)
+    split = prepare_split(END, 16, s)
+    decide_promotion([train_candidate("xgboost", split, run_key="m-xgb", settings=s)], s, force=True)
+    return s, split
+
+
+def _policy(settings, **changes):
+    return settings.with_overrides(**changes)
+
+
+def _shifted(df):
+    """A day as if the world moved: stormy, delayed, with different schedules and planes."""
+    out = df.copy()
+    out["temp"] = out["temp"] - 40
+    out["wind_speed"] = out["wind_speed"].fillna(10) * 3 + 20
+    out["visib"] = 0.5
+    out["precip"] = 0.8
+    out["pressure"] = out["pressure"] - 40
+    out["dep_hour"] = (out["dep_hour"] + 9) % 24
+    out["dep_minute_of_day"] = out["dep_hour"] * 60
+    out["origin_dep_delay_mean_3h"] = out["origin_dep_delay_mean_3h"].fillna(0) + 90
+    out["origin_late_dep_share_3h"] = 0.9
+    out["carrier_late_arr_share_6h"] = 0.85
+    out["dest_arr_delay_mean_6h"] = out["dest_arr_delay_mean_6h"].fillna(0) + 80
+    out["prev_leg_dep_delay"] = out["prev_leg_dep_delay"].fillna(0) + 120
+    out["prev_leg_arr_delay"] = out["prev_leg_arr_delay"].fillna(0) + 120
+    out["distance"] = out["distance"] * 2.5
+    out["sched_block_min"] = out["sched_block_min"] * 2
+    out["plane_age"] = out["plane_age"].fillna(10) + 25
+    return out
+
+
+class _Html(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+
+
+def test_a_sample_drawn_from_the_reference_period_shows_no_dataset_drift(monitored):
+    """Rows drawn from the training days (not the reference rows themselves): no feature
+    drifts enough to breach, and the report files are a valid page and parseable JSON."""
+    from tasks.features.staging import read_features
+    from tasks.monitoring.reports import drift_report
+    from tasks.monitoring.scoring import PREDICTION, score_day
+    from tasks.training import registry
+
+    s, split = monitored
+    scored = score_day(LATER[0], s)
+    train = read_features([date.fromisoformat(d) for d in split.train_days], s)
+    sample = train.sample(n=900, random_state=7)
+    sample[PREDICTION] = registry.load_model(scored.version, s).predict_proba(sample)
+    result = drift_report(scored, s, current=sample)
+    assert result.drift_share < s.retrain_drift_share, result.drifted
+    assert result.drift_share <= 0.1 and not result.prediction_drift["drifted"], result.drifted
+    assert len(result.features) == 36 and all(
+        {"method", "score", "threshold", "drifted"} <= set(e) for e in result.features.values())
+    page = _Html()
+    page.feed(Path(result.html).read_text())
+    assert {"html", "body", "script"} <= page.tags
+    body = json.loads(Path(result.json).read_text())
+    assert body["drift_share"] == result.drift_share and body["evidently"]["metrics"]
+
+
+def test_scoring_a_day_again_writes_the_same_rows(monitored):
+    from tasks.monitoring.scoring import read_scored, score_day
+
+    s, _ = monitored
+    first = score_day(LATER[1], s)
+    rows = read_scored(LATER[1], s)
+    again = score_day(LATER[1], s)
+    assert again.uri == first.uri and again.rows == first.rows == len(rows) > 500
+    assert read_scored(LATER[1], s).equals(rows)
+    assert set(rows["model_version"]) == {first.version}
+    assert rows["prediction"].between(0, 1).all()
+
+
+def test_a_shifted_world_requests_exactly_one_retrain_then_cools_down(monitored):
+    """K=2 breaching days request one retrain; the next days inside the cool-down request none,
+    though they breach too; the day after the cool-down may ask again."""
+    from tasks.monitoring.metrics import read_metrics
+    from tasks.monitoring.policy import decide_retrain
+    from tasks.monitoring.reports import drift_report, quality_report
+    from tasks.monitoring.scoring import read_scored, score_day
+    from tasks.training import registry
+
+    s, _ = monitored
+    s = _policy(s, retrain_consecutive_days=2, retrain_cooldown_days=3, retrain_drift_share=0.3)
+    decisions = []
+    for day in LATER[2:8]:
+        scored = score_day(day, s)
+        shifted = _shifted(read_scored(day, s))
+        shifted["prediction"] = registry.load_model(scored.version, s).predict_proba(shifted)
+        drift = drift_report(scored, s, current=shifted)
+        assert drift.drift_share >= s.retrain_drift_share and drift.prediction_drift["drifted"]
+        decisions.append(decide_retrain(drift, quality_report(scored, s, current=shifted), s))
+    assert [d.breach for d in decisions] == [True] * 6
+    assert [d.retrain for d in decisions] == [False, True, False, False, False, True], \
+        [d.reason for d in decisions]
+    assert "cool-down" in decisions[2].reason and "1 of 2" in decisions[0].reason
+    table = read_metrics(s)
+    assert table[table["retrain"] == True]["day"].tolist() == [LATER[3], LATER[7]]  # noqa: E712
+    # monitoring a requesting day again does not request twice
+    scored = score_day(LATER[3], s)
+    shifted = _shifted(read_scored(LATER[3], s))
+    shifted["prediction"] = 0.5
+    again = decide_retrain(drift_report(scored, s, current=shifted), None, s)
+    assert again.repeat and not again.retrain
+
+
+def test_a_day_whose_data_failed_its_gate_is_not_scored(monitored):
+    from tasks.monitoring.scoring import score_day
+
+    s, _ = monitored
+    with pytest.raises(LookupError, match="no published features"):
+        score_day(date(2013, 3, 25), s)  # never published: as after a failed gate
+
+
+@pytest.mark.slow
+def test_monitoring_dag_reports_and_requests_a_retrain_through_the_asset(monitored, monkeypatch):
+    import pendulum
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    s, _ = monitored
+    monkeypatch.setenv("FLIGHTLINE_DATA_ROOT", s.data_root)
+    dag = DagBag(dag_folder=str(Path(__file__).parent.parent / "dags" / "flightline_monitoring.py")
+                 ).get_dag("flightline_monitoring")
+
+    def run(day: date, **conf):
+        dr = dag.test(logical_date=pendulum.datetime(day.year, day.month, day.day, 3, tz="UTC"),
+                      run_conf={"day": day.isoformat(), **conf})
+        return dr, {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()}
+
+    _, states = run(date(2013, 3, 25))  # no published features: nothing downstream runs
+    assert states["score_day"] == "skipped" and states["request_retrain"] == "skipped", states
+
+    monkeypatch.setenv("FLIGHTLINE_RETRAIN_CONSECUTIVE_DAYS", "1")
+    monkeypatch.setenv("FLIGHTLINE_RETRAIN_DRIFT_SHARE", "0")  # every day breaches: one request
+    monkeypatch.setenv("FLIGHTLINE_RETRAIN_COOLDOWN_DAYS", "30")
+    with create_session() as session:
+        before = session.scalar(select(AssetEvent.id).order_by(AssetEvent.id.desc()).limit(1)) or 0
+    dr, states = run(LATER[0])
+    assert states == {"score_day": "success", "drift_report": "success", "quality_report": "success",
+                      "decide_retrain": "success", "request_retrain": "success"}, states
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.id > before)).all()
+        extras = [e.extra for e in events if e.asset.name == "flightline_retrain_request"]
+    assert len(extras) == 1 and extras[0]["day"] == LATER[0].isoformat() and "breaching" in extras[0]["reason"]
+    assert (Path(s.zone("reports")) / "monitoring" / f"dt={LATER[0]}" / "drift.html").exists()
+    _, states = run(LATER[1])  # inside the cool-down: no second request
+    assert states["request_retrain"] == "skipped", states
