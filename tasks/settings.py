@@ -81,7 +81,7 @@ class Settings:
     #: the model's features drifted, or its ROC AUC fell this far below the test days'; a
     #: retrain is requested after this many consecutive breaching days, then none for the
     #: cool-down days.
-    retrain_drift_share: float = 0.5
+    retrain_drift_share: float = 0.7
     retrain_auc_drop: float = 0.05
     retrain_consecutive_days: int = 3
     retrain_cooldown_days: int = 7

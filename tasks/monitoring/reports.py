@@ -46,7 +46,7 @@ class DriftResult:
     version: str
     rows: int
     reference_rows: int
-    drift_share: float  # share of model features that drifted
+    drift_share: float  # share of the tested model features that drifted
     drifted: list[str]
     prediction_drift: dict  # method, score, threshold, drifted
     features: dict = field(default_factory=dict)  # column -> method, score, threshold, drifted
@@ -126,9 +126,14 @@ def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftRe
     day = date.fromisoformat(scored.day)
     cur = read_scored(day, settings) if current is None else current
     ref = read_reference(scored.version, settings)
-    snapshot = Report([DataDriftPreset(columns=MODEL_FEATURES), ValueDrift(column=PREDICTION)]).run(
+    # A column with no value on one side (a calm day has no wind gusts at all) cannot be tested;
+    # it is reported as such and left out of the drift share.
+    tested = [c for c in MODEL_FEATURES if cur[c].notna().any() and ref[c].notna().any()]
+    snapshot = Report([DataDriftPreset(columns=tested), ValueDrift(column=PREDICTION)]).run(
         current_data=_dataset(cur, False), reference_data=_dataset(ref, False))
-    features, prediction = {}, {}
+    features: dict = {c: {"method": "not tested: no values", "score": None, "threshold": None,
+                          "drifted": False} for c in MODEL_FEATURES if c not in tested}
+    prediction: dict = {}
     for m in snapshot.dict()["metrics"]:
         cfg = m.get("config", {})
         if cfg.get("type", "").endswith(":ValueDrift"):
@@ -141,7 +146,7 @@ def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftRe
                 features[cfg["column"]] = entry
     drifted = sorted(c for c, e in features.items() if e["drifted"])
     result = DriftResult(day=scored.day, version=scored.version, rows=len(cur),
-                         reference_rows=len(ref), drift_share=round(len(drifted) / len(features), 4),
+                         reference_rows=len(ref), drift_share=round(len(drifted) / len(tested), 4),
                          drifted=drifted, prediction_drift=prediction, features=features)
     result.html, result.json = _publish(day, "drift", snapshot, result.to_dict(), settings)
     return result
