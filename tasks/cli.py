@@ -235,9 +235,12 @@ def _run_serve(args: argparse.Namespace, settings: Settings):
 
 
 def _args_monitor(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["day", "metrics"], help="day: monitor one day; metrics: "
-                   "the metrics table")
+    p.add_argument("action", choices=["day", "metrics", "trend"], help="day: monitor one day; "
+                   "metrics: the metrics table; trend: draw it as a PNG")
     p.add_argument("--date", type=iso_date, default=None, help="for day: YYYY-MM-DD")
+    p.add_argument("--from", dest="first", type=iso_date, default=None, help="for trend")
+    p.add_argument("--to", dest="last", type=iso_date, default=None, help="for trend")
+    p.add_argument("--out", default=None, help="for trend: PNG path (default: in reports/)")
 
 
 @command("monitor", "monitoring: score a day, its drift and quality reports, the retrain "
@@ -247,6 +250,14 @@ def _run_monitor(args: argparse.Namespace, settings: Settings):
         from tasks.monitoring.metrics import read_metrics
 
         return read_metrics(settings).to_dict("records")
+    if args.action == "trend":
+        from pathlib import Path
+
+        from tasks.monitoring.trend import draw_trend
+
+        if args.first is None or args.last is None:
+            raise ValueError("monitor trend needs --from and --to (YYYY-MM-DD)")
+        return draw_trend(args.first, args.last, settings, Path(args.out) if args.out else None)
     if args.date is None:
         raise ValueError("monitor day needs --date YYYY-MM-DD")
     from tasks.flows.monitoring import run_monitoring

@@ -133,6 +133,14 @@ def test_a_shifted_world_requests_exactly_one_retrain_then_cools_down(monitored)
     shifted["prediction"] = 0.5
     again = decide_retrain(drift_report(scored, s, current=shifted), None, s)
     assert again.repeat and not again.retrain
+    # the trend picture marks the two requests
+    from tasks.monitoring.trend import draw_trend
+
+    out = draw_trend(LATER[0], LATER[-1], s)
+    assert out["retrain_requests"] == [LATER[3].isoformat(), LATER[7].isoformat()]
+    assert Path(out["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(LookupError, match="no monitored day"):
+        draw_trend(date(2013, 1, 1), date(2013, 1, 31), s)
 
 
 def test_a_day_whose_data_failed_its_gate_is_not_scored(monitored):
