@@ -129,7 +129,8 @@ def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftRe
     # A column with no value on one side (a calm day has no wind gusts at all) cannot be tested;
     # it is reported as such and left out of the drift share.
     tested = [c for c in MODEL_FEATURES if cur[c].notna().any() and ref[c].notna().any()]
-    snapshot = Report([DataDriftPreset(columns=tested), ValueDrift(column=PREDICTION)]).run(
+    preset = DataDriftPreset(columns=tested, drift_share=settings.retrain_drift_share)  # the page's
+    snapshot = Report([preset, ValueDrift(column=PREDICTION)]).run(  # verdict = the policy's
         current_data=_dataset(cur, False), reference_data=_dataset(ref, False))
     features: dict = {c: {"method": "not tested: no values", "score": None, "threshold": None,
                           "drifted": False} for c in MODEL_FEATURES if c not in tested}
