@@ -77,12 +77,12 @@ class Settings:
     #: flushed every ``prediction_log_flush_s`` seconds off the response path; ``off`` for none.
     prediction_log: str = "on"
     prediction_log_flush_s: int = 5
-    #: The retrain policy (:mod:`tasks.monitoring.policy`): a day breaches when this share of
-    #: the model's features drifted, or its ROC AUC fell this far below the test days'; a
-    #: retrain is requested after this many consecutive breaching days, then none for the
-    #: cool-down days.
+    #: The retrain policy (:mod:`tasks.monitoring.policy`): a retrain is requested when this
+    #: share of the model's features drifted on each of K consecutive days, or when the ROC AUC
+    #: of those K days' labelled rows together fell this far below the test days'; then none
+    #: for the cool-down days.
     retrain_drift_share: float = 0.7
-    retrain_auc_drop: float = 0.05
+    retrain_auc_drop: float = 0.08
     retrain_consecutive_days: int = 3
     retrain_cooldown_days: int = 7
     #: Zone folder names under the data root.

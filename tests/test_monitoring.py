@@ -187,3 +187,45 @@ def test_monitoring_dag_reports_and_requests_a_retrain_through_the_asset(monitor
     assert (Path(s.zone("reports")) / "monitoring" / f"dt={LATER[0]}" / "drift.html").exists()
     _, states = run(LATER[1])  # inside the cool-down: no second request
     assert states["request_retrain"] == "skipped", states
+
+
+def test_the_quality_rule_pools_its_days_scored_by_one_version(monitored):
+    """The AUC rule judges the K days' labelled rows together: K-1 poorly scored days do not
+    request, the K-th does; days scored by another model version do not count."""
+    from tasks.monitoring.policy import decide_retrain, window_auc
+    from tasks.monitoring.reports import drift_report, quality_report
+    from tasks.monitoring.scoring import read_scored, score_day, scored_uri
+    from tasks.storage import Store
+
+    s, _ = monitored
+    s = _policy(s, retrain_consecutive_days=2, retrain_cooldown_days=3, retrain_drift_share=1.01,
+                data_root=str(Path(s.data_root).parent / "quality-rule"))
+    shutil.copytree(Path(monitored[0].data_root), s.data_root)
+    shutil.rmtree(Path(s.zone("reports")) / "monitoring", ignore_errors=True)  # no earlier request
+    shutil.rmtree(Path(s.zone("predictions")), ignore_errors=True)  # and no day scored yet
+    store = Store(s)
+
+    def score_badly(day):
+        """The day's rows scored backwards (1 - p): the model ranks them the wrong way round."""
+        scored = score_day(day, s)
+        rows = read_scored(day, s)
+        rows["prediction"] = 1 - rows["prediction"]
+        folder = Path(s.data_root) / "tmp-bad" / day.isoformat()
+        folder.mkdir(parents=True)
+        rows.to_parquet(folder / "part-0.parquet", index=False)
+        store.publish_folder(folder, scored_uri(day, s))
+        return scored
+
+    first, second = LATER[4], LATER[5]
+    assert window_auc(first, "not-a-version", s) is None
+    decisions = []
+    for day in (first, second):
+        scored = score_badly(day)
+        decisions.append(decide_retrain(drift_report(scored, s), quality_report(scored, s), s))
+    assert [d.retrain for d in decisions] == [False, True], [d.reason for d in decisions]
+    pooled = window_auc(second, decisions[1].version, s)
+    assert pooled is not None and pooled < 0.5
+    assert "ROC AUC over the last 2 days" in decisions[1].reason
+    # one bad day beside a good one pools to a smaller loss than the bad day alone
+    score_day(first, s)
+    assert window_auc(second, decisions[1].version, s) > pooled
