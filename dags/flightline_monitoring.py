@@ -8,14 +8,17 @@ backfill cover past days); a day monitored twice replaces its own figures.
 
 1. **score_day**: the released model (else the champion) scores the day's published features
    into `predictions/scored/dt=.../`; skipped when the day has no published features (its data
-   failed a gate) or there is no model yet.
+   failed a gate) or there is no model yet. The serving prediction log's rows for the day are
+   matched to them (served and batch probabilities of a flight by one model must agree).
 2. **drift_report** and **quality_report**: Evidently reports against the model version's
    reference sample, each with a **Report** button: drift per feature (the test used and its
    score), the share of drifted features and prediction drift; ROC AUC, precision and recall at
-   0.5 and calibration on the day's labels, beside the version's test-day figures.
+   0.5 and calibration on the day's labels, beside the version's test-day figures. Served rows,
+   when there are some, get a drift report of their own (`drift_served.html`).
 3. **decide_retrain**: the day's row in the metrics table, then the policy: a retrain is
-   requested after `FLIGHTLINE_RETRAIN_CONSECUTIVE_DAYS` breaching days (drift share or AUC loss
-   over its threshold), then none for `FLIGHTLINE_RETRAIN_COOLDOWN_DAYS`.
+   requested when the drift share stayed over its threshold for `FLIGHTLINE_RETRAIN_CONSECUTIVE_DAYS`
+   days, or the ROC AUC of those days' rows together fell too far; then none for
+   `FLIGHTLINE_RETRAIN_COOLDOWN_DAYS`.
 4. **request_retrain**: emits the `flightline_retrain_request` Asset event (the reason in its
    extra) that the training DAG runs on, and notifies; skipped when there is no request.
 """
@@ -67,6 +70,11 @@ def flightline_monitoring():
             raise AirflowSkipException(f"{day}: not monitored: {exc}") from exc
         print(f"{day}: {scored.rows} rows scored by {scored.version} ({scored.model_source}); "
               f"{scored.served_rows} served rows logged")
+        if scored.served.get("skewed"):
+            print(f"WARNING: {scored.served['skewed']} of {scored.served['compared']} flights served "
+                  f"and batch-scored by {scored.version} disagree (largest difference "
+                  f"{scored.served['max_abs_diff']:.3g}): training/serving skew, e.g. "
+                  f"{scored.served['skewed_examples'][:2]}")
         return scored.to_dict()
 
     @task

@@ -229,3 +229,44 @@ def test_the_quality_rule_pools_its_days_scored_by_one_version(monitored):
     # one bad day beside a good one pools to a smaller loss than the bad day alone
     score_day(first, s)
     assert window_auc(second, decisions[1].version, s) > pooled
+
+
+def test_served_rows_are_the_production_view_and_skew_is_caught(monitored):
+    """Rows the server logged for a day get their own drift report; served and batch
+    probabilities of the same flight by the same model must agree, and those that do not are
+    counted and named."""
+    from tasks.features.staging import read_features
+    from tasks.monitoring.policy import decide_retrain
+    from tasks.monitoring.reports import drift_report, quality_report
+    from tasks.monitoring.scoring import score_day
+    from tasks.serving.prediction_log import PredictionLog
+    from tasks.serving.schema import FeatureRow, to_requests
+    from tasks.training import registry
+
+    s, _ = monitored
+    s = s.with_overrides(data_root=str(Path(s.data_root).parent / "served-view"))
+    shutil.copytree(Path(monitored[0].data_root) / "features", Path(s.zone("features")))
+    shutil.copytree(Path(monitored[0].data_root) / "models", Path(s.zone("models")))
+    day = LATER[6]
+    version = registry.champion(s)["version"]
+    rows = read_features([day], s).sample(n=200, random_state=3)
+    probabilities = list(registry.load_model(version, s).predict_proba(rows))
+    probabilities[:3] = [p + 0.01 for p in probabilities[:3]]  # a client computed a feature wrongly
+    log = PredictionLog(s, version, flush_s=3600)
+    log.append([FeatureRow.model_validate_json(json.dumps(r)).model_dump() for r in to_requests(rows)],
+               probabilities, "predict_batch")
+    log.close()
+
+    scored = score_day(day, s)
+    assert scored.served_rows == 200
+    assert scored.served["matched"] == scored.served["compared"] == 200
+    assert scored.served["skewed"] == 3 and abs(scored.served["max_abs_diff"] - 0.01) < 1e-6
+    drift = drift_report(scored, s)
+    assert drift.served["rows"] == 200 and 0 <= drift.served["drift_share"] <= 1
+    assert Path(drift.served["html"]).name == "drift_served.html" and Path(drift.served["html"]).exists()
+    assert json.loads(Path(drift.json).read_text())["served"]["skewed"] == 3
+    decide_retrain(drift, quality_report(scored, s), s)
+    from tasks.monitoring.metrics import read_metrics
+
+    row = read_metrics(s).iloc[-1]
+    assert row["served_rows"] == 200 and row["served_skewed"] == 3

@@ -29,6 +29,8 @@ from tasks.training import registry
 
 #: The decision threshold on P(late) that precision and recall are measured at.
 THRESHOLD = 0.5
+#: Served rows a day needs before the production view gets its own drift report.
+SERVED_MIN_ROWS = 30
 
 
 def report_dir(day: date, settings: Settings) -> str:
@@ -52,6 +54,10 @@ class DriftResult:
     features: dict = field(default_factory=dict)  # column -> method, score, threshold, drifted
     html: str = ""
     json: str = ""
+    #: The production view (the serving prediction log's rows for the day), when there are
+    #: enough: rows, drift_share, drifted, prediction_drift, html, json, and the skew check
+    #: against the batch scores (``tasks.monitoring.scoring.served_summary``).
+    served: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,18 +120,13 @@ def _drifted(method: str, score: float, threshold: float) -> bool:
     return score < threshold if "p_value" in method.lower() else score >= threshold
 
 
-def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftResult:
-    """Data and prediction drift of the scored day against the version's reference sample
-    (``current``: a frame to use instead of the scored day, for tests and benchmarks)."""
+def _drift(cur, ref, settings: Settings):
+    """Evidently's drift of ``cur`` against ``ref``: (snapshot, per-feature entries, prediction
+    drift, share of tested features drifted, drifted features)."""
     from evidently import Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    from tasks.training.reference import read_reference
-
-    day = date.fromisoformat(scored.day)
-    cur = read_scored(day, settings) if current is None else current
-    ref = read_reference(scored.version, settings)
     # A column with no value on one side (a calm day has no wind gusts at all) cannot be tested;
     # it is reported as such and left out of the drift share.
     tested = [c for c in MODEL_FEATURES if cur[c].notna().any() and ref[c].notna().any()]
@@ -146,9 +147,33 @@ def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftRe
             else:
                 features[cfg["column"]] = entry
     drifted = sorted(c for c, e in features.items() if e["drifted"])
+    return snapshot, features, prediction, round(len(drifted) / len(tested), 4), drifted
+
+
+def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftResult:
+    """Data and prediction drift of the scored day against the version's reference sample
+    (``current``: a frame to use instead of the scored day, for tests and benchmarks), and of
+    the served rows when the prediction log has enough for the day (``drift_served``)."""
+    from tasks.monitoring.scoring import served_frame
+    from tasks.training.reference import read_reference
+
+    day = date.fromisoformat(scored.day)
+    cur = read_scored(day, settings) if current is None else current
+    ref = read_reference(scored.version, settings)
+    snapshot, features, prediction, share, drifted = _drift(cur, ref, settings)
+    served: dict = {}
+    if scored.served_rows >= SERVED_MIN_ROWS:
+        rows = served_frame(day, settings)
+        s_snap, s_features, s_prediction, s_share, s_drifted = _drift(rows, ref, settings)
+        served = {**scored.served, "drift_share": s_share, "drifted": s_drifted,
+                  "prediction_drift": s_prediction, "features": s_features}
+        served["html"], served["json"] = _publish(day, "drift_served", s_snap, served, settings)
+    elif scored.served_rows:
+        served = {**scored.served, "drift_share": None,
+                  "note": f"{scored.served_rows} served rows: fewer than {SERVED_MIN_ROWS}, no drift report"}
     result = DriftResult(day=scored.day, version=scored.version, rows=len(cur),
-                         reference_rows=len(ref), drift_share=round(len(drifted) / len(tested), 4),
-                         drifted=drifted, prediction_drift=prediction, features=features)
+                         reference_rows=len(ref), drift_share=share, drifted=drifted,
+                         prediction_drift=prediction, features=features, served=served)
     result.html, result.json = _publish(day, "drift", snapshot, result.to_dict(), settings)
     return result
 

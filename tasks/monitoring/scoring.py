@@ -10,7 +10,7 @@ rerun with the same model writes the same rows). Rows the server logged for the 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +19,10 @@ from tasks.storage import Store, join
 from tasks.training import registry
 
 PREDICTION = "prediction"
+#: How the served and batch views of a flight are matched.
+SERVED_KEY = ["carrier", "origin", "flight", "sched_dep_utc"]
+#: Served and batch probabilities of one flight by one model further apart than this are skew.
+SKEW_TOLERANCE = 1e-6
 
 
 class NoModel(LookupError):
@@ -35,6 +39,7 @@ class Scored:
     uri: str
     rows: int
     served_rows: int  # rows the serving prediction log holds for the day
+    served: dict = field(default_factory=dict)  # the production view: see served_summary
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,8 +83,48 @@ def score_day(day: date, settings: Settings) -> Scored:
         folder.mkdir()
         df.to_parquet(folder / "part-0.parquet", index=False)
         store.publish_folder(folder, uri)
+    served = read_prediction_log(day, settings)
     return Scored(day=day.isoformat(), version=version, model_source=source, uri=uri,
-                  rows=len(df), served_rows=len(read_prediction_log(day, settings)))
+                  rows=len(df), served_rows=len(served),
+                  served=served_summary(served, df, version) if len(served) else {})
+
+
+def _key_frame(df):
+    import pandas as pd
+
+    out = df[SERVED_KEY].copy()
+    out["sched_dep_utc"] = pd.to_datetime(out["sched_dep_utc"], utc=True, errors="coerce")
+    out["flight"] = pd.to_numeric(out["flight"], errors="coerce").astype("Int64")
+    out["carrier"], out["origin"] = out["carrier"].astype(str), out["origin"].astype(str)
+    return out
+
+
+def served_summary(served, scored, version: str) -> dict:
+    """The served rows against the batch-scored day: how many are flights of the day, how many
+    the same model version scored both ways, and how many of those disagree (skew)."""
+    left = _key_frame(served)
+    left["served"] = served["late_probability"].to_numpy()
+    left["served_version"] = served["model_version"].to_numpy()
+    right = _key_frame(scored).assign(batch=scored[PREDICTION].to_numpy()).drop_duplicates(SERVED_KEY)
+    joined = left.merge(right, on=SERVED_KEY, how="left")
+    matched = joined["batch"].notna()
+    same = matched & (joined["served_version"] == version)
+    diff = (joined.loc[same, "served"] - joined.loc[same, "batch"]).abs()
+    skewed = joined.loc[same][diff > SKEW_TOLERANCE]
+    return {"rows": len(served), "matched": int(matched.sum()), "compared": int(same.sum()),
+            "skewed": int(len(skewed)),
+            "max_abs_diff": float(diff.max()) if len(diff) else None,
+            "versions": sorted(str(v) for v in served["model_version"].dropna().unique()),
+            "skewed_examples": [{"carrier": r.carrier, "flight": int(r.flight),
+                                 "sched_dep_utc": str(r.sched_dep_utc), "served": r.served,
+                                 "batch": r.batch} for r in skewed.head(5).itertuples()]}
+
+
+def served_frame(day: date, settings: Settings):
+    """The day's served rows as a scored-like frame (features and ``PREDICTION``)."""
+    from tasks.serving.prediction_log import read_prediction_log
+
+    return read_prediction_log(day, settings).rename(columns={"late_probability": PREDICTION})
 
 
 def read_scored(day: date, settings: Settings):
