@@ -1,4 +1,5 @@
-"""Registers Flightline's Airflow extensions: the reports app behind Airflow's login.
+"""Registers Flightline's Airflow extensions: the reports app behind Airflow's login, the cost
+ledger's listener and every task's Cost link.
 
 The gate's Data Docs button needs no registration here: ``QualityGateOperator`` declares its
 ``DataDocsLink``, the worker stores the link's URL in XCom when the task ends, and the API server
@@ -9,6 +10,8 @@ the API server, where no run-time value exists).
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+from flightline_airflow import cost_ledger
+from flightline_airflow.operators import CostLink
 from flightline_airflow.reports_app import create_app
 
 
@@ -17,3 +20,7 @@ class FlightlinePlugin(AirflowPlugin):
     fastapi_apps = [
         {"app": create_app(), "url_prefix": "/flightline", "name": "Flightline reports"}
     ]
+    # Every task attempt priced into the cost ledger; each run's cost appended to its note.
+    listeners = [cost_ledger]
+    # The run's cost page on every task (its URL needs only the run's id).
+    global_operator_extra_links = [CostLink()]

@@ -265,6 +265,47 @@ def _run_monitor(args: argparse.Namespace, settings: Settings):
     return run_monitoring(args.date, settings)
 
 
+def _args_cost(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["spot", "report", "run", "snapshot"],
+                   help="spot: choose capacity for training from spot prices; report: totals per "
+                        "DAG and step and a PNG of daily cost; run: one DAG run's ledger; "
+                        "snapshot: export live prices to a snapshot file")
+    p.add_argument("--from", dest="first", type=iso_date, default=None, help="for report")
+    p.add_argument("--to", dest="last", type=iso_date, default=None, help="for report")
+    p.add_argument("--out", default=None, help="for report and snapshot: the file to write")
+    p.add_argument("--dag", default=None, help="for run: the DAG id")
+    p.add_argument("--run-id", default=None, help="for run: the run id")
+    p.add_argument("--on-demand", action="store_true", help="for spot: ask for on-demand capacity")
+
+
+@command("cost", "cost: spot prices and the capacity choice, the cost ledger and its reports")(
+    _args_cost)
+def _run_cost(args: argparse.Namespace, settings: Settings):
+    from pathlib import Path
+
+    if args.action == "spot":
+        from tasks.cost.spot import choose_capacity
+
+        return choose_capacity(settings, on_demand=args.on_demand)
+    if args.action == "snapshot":
+        from tasks.cost.spot import export_snapshot
+
+        if not args.out:
+            raise ValueError("cost snapshot needs --out FILE")
+        return export_snapshot(settings, Path(args.out))
+    if args.action == "run":
+        from tasks.cost.ledger import run_summary
+
+        if not (args.dag and args.run_id):
+            raise ValueError("cost run needs --dag and --run-id")
+        return run_summary(args.dag, args.run_id, settings)
+    from tasks.cost.report import cost_report
+
+    if args.first is None or args.last is None:
+        raise ValueError("cost report needs --from and --to (YYYY-MM-DD)")
+    return cost_report(args.first, args.last, settings, Path(args.out) if args.out else None)
+
+
 # ------------------------------------------------------------------------------ entry point
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flightline", description=__doc__.splitlines()[0])

@@ -17,7 +17,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: The data zones under the data root, in the order data flows through them.
-ZONES = ("landing", "raw", "features", "quarantine", "models", "predictions", "reports")
+ZONES = ("landing", "raw", "features", "quarantine", "models", "predictions", "reports", "costs")
 
 
 class SettingsError(ValueError):
@@ -35,6 +35,7 @@ class Layout:
     models: str = "models"
     predictions: str = "predictions"
     reports: str = "reports"
+    costs: str = "costs"
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,19 @@ class Settings:
     retrain_auc_drop: float = 0.08
     retrain_consecutive_days: int = 3
     retrain_cooldown_days: int = 7
+    #: AWS region of the price lookups, and an EC2 endpoint to use instead of AWS's (moto).
+    aws_region: str = "us-east-1"
+    ec2_endpoint_url: str = ""
+    #: The spot step (:mod:`tasks.cost.spot`): candidate GPU instance types and zones, how many
+    #: days of price history it judges, and what one training machine must have.
+    cost_instance_types: str = "g4dn.xlarge,g4dn.2xlarge,g5.xlarge,g5.2xlarge,g6.xlarge,p3.2xlarge"
+    cost_zones: str = "us-east-1a,us-east-1b,us-east-1c,us-east-1d,us-east-1f"
+    cost_lookback_days: int = 7
+    cost_job_gpus: int = 1
+    cost_job_gpu_memory_gib: int = 16
+    cost_job_vcpus: int = 4
+    #: The hourly price of the machine tasks run on when they do not run on chosen capacity.
+    cost_local_hourly_usd: float = 0.10
     #: Zone folder names under the data root.
     layout: Layout = field(default_factory=Layout)
 
@@ -105,6 +119,8 @@ class Settings:
                 values[f.name] = _parse_replay_year(var, raw)
             elif f.type in (int, "int"):
                 values[f.name] = _parse_positive_int(var, raw)
+            elif f.type in (float, "float") and f.name.endswith("_usd"):
+                values[f.name] = _parse_price(var, raw)
             elif f.type in (float, "float"):
                 values[f.name] = _parse_fraction(var, raw)
             else:
@@ -208,6 +224,16 @@ def _parse_fraction(var: str, raw: str) -> float:
         raise SettingsError(f"{var}={raw!r}: expected a number such as 0.5") from None
     if not 0 <= value <= 1:
         raise SettingsError(f"{var}={raw!r}: must be between 0 and 1")
+    return value
+
+
+def _parse_price(var: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{var}={raw!r}: expected a price in US dollars such as 0.10") from None
+    if not value >= 0 or value == float("inf"):
+        raise SettingsError(f"{var}={raw!r}: must be a price of 0 or more")
     return value
 
 

@@ -13,6 +13,20 @@ from flightline_airflow import logical_day
 REPORTS_URL_PREFIX = "/flightline"
 
 
+class CostLink(BaseOperatorLink):
+    """"Cost" button on every task: the run's cost ledger, attempt by attempt, with the saving
+    against on-demand. Registered by the plugin for all operators; its URL needs only the run's
+    id, so the API server resolves it."""
+
+    name = "Cost"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        from urllib.parse import quote
+
+        return (f"{REPORTS_URL_PREFIX}/costs/{quote(ti_key.dag_id, safe='')}/"
+                f"{quote(ti_key.run_id, safe='')}")
+
+
 class DataDocsLink(BaseOperatorLink):
     """"Data Docs" button on a gate task: the Great Expectations site its run rebuilt.
 

@@ -75,6 +75,17 @@ def create_app():
                         headers={"Cache-Control": "private, no-cache",
                                  "X-Content-Type-Options": "nosniff"})
 
+    @app.get("/costs/{dag_id}/{run_id}")
+    def run_cost(dag_id: str, run_id: str) -> Response:
+        """One run's cost ledger (what each task's Cost button opens)."""
+        from tasks.cost.report import run_page
+        from tasks.settings import Settings
+
+        return Response(content=run_page(dag_id, run_id, Settings.from_env()),
+                        media_type="text/html",
+                        headers={"Cache-Control": "private, no-cache",
+                                 "X-Content-Type-Options": "nosniff"})
+
     @app.get("/static/{path:path}")
     def static(path: str) -> Response:
         from flightline_airflow.web_assets import STATIC_DIR

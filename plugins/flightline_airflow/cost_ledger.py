@@ -1,0 +1,149 @@
+"""The cost ledger's Airflow side: a listener that prices every task attempt, and the run's
+cost note.
+
+- **Task attempts** (worker side): when an attempt ends (success, failure, retry, skip), its
+  duration is priced at the capacity it ran on and recorded in the ledger
+  (:mod:`tasks.cost.ledger`). A task that runs on capacity the spot step chose says so with
+  :func:`use_capacity` while it runs; every other attempt is priced as the local machine.
+  Recording never fails a task: an error is logged and the attempt is left out.
+- **The run's note** (scheduler side): when a run finishes, its cost line is appended to the
+  run's note through the REST API, from a short-lived thread, so the scheduler neither waits
+  on HTTP nor opens a metadata-DB session of its own.
+
+Every task's **Cost** button (a link registered by the plugin, resolved in the API server
+from the run's id alone) opens the run's ledger page on the login-protected reports app.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+
+from airflow.listeners import hookimpl
+
+log = logging.getLogger(__name__)
+
+#: Capacity declared by the running task (one task per process; keyed by the attempt's id).
+_CAPACITY: dict[str, dict] = {}
+#: Errors that mean "spot capacity was reclaimed" rather than a failure (by class name).
+INTERRUPTION_ERRORS = {"SpotInterrupted"}
+
+
+def use_capacity(context, capacity: dict) -> None:
+    """Declare that the running attempt runs on ``capacity`` (a Capacity dict)."""
+    _CAPACITY[str(context["ti"].id)] = capacity
+
+
+def _record(task_instance, state: str, error=None) -> None:
+    t0 = time.perf_counter()
+    try:
+        if type(task_instance).__name__ != "RuntimeTaskInstance":
+            return  # a state set through the API: nothing ran
+        from flightline_airflow import logical_day
+        from tasks.cost.ledger import price_attempt, record
+        from tasks.settings import Settings
+
+        ti = task_instance
+        end = getattr(ti, "end_date", None) or datetime.now(UTC)
+        start = getattr(ti, "start_date", None) or end
+        note = ""
+        if error is not None and type(error).__name__ in INTERRUPTION_ERRORS:
+            state, note = "interrupted", str(error)[:300]
+        elif error is not None:
+            note = f"{type(error).__name__}: {error}"[:300]
+        try:
+            run_day = logical_day(ti.get_template_context())
+        except Exception:
+            run_day = None
+        attempt = price_attempt(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
+                                map_index=ti.map_index if ti.map_index is not None else -1,
+                                try_number=ti.try_number, state=state, start=start, end=end,
+                                capacity=_CAPACITY.pop(str(ti.id), None),
+                                settings=Settings.from_env(), run_day=run_day, note=note)
+        record(attempt, Settings.from_env())
+        log.info("cost ledger: %s try %s %s %.1f s on %s at $%.4f/h: $%.6f (%.0f ms to record)",
+                 ti.task_id, ti.try_number, state, attempt.seconds, attempt.instance_type,
+                 attempt.hourly_usd, attempt.cost_usd, (time.perf_counter() - t0) * 1000)
+    except Exception:
+        log.exception("cost ledger: this attempt was not recorded")
+
+
+@hookimpl
+def on_task_instance_success(previous_state, task_instance):
+    _record(task_instance, "success")
+
+
+@hookimpl
+def on_task_instance_failed(previous_state, task_instance, error):
+    state = getattr(task_instance, "state", None)
+    _record(task_instance, str(getattr(state, "value", state) or "failed"), error)
+
+
+@hookimpl
+def on_task_instance_skipped(previous_state, task_instance):
+    _record(task_instance, "skipped")
+
+
+def _note_cost(dag_id: str, run_id: str) -> None:
+    """Append the run's cost line to its note (REST API, as the service user)."""
+    try:
+        import json
+        import os
+
+        import httpx
+
+        from flightline_airflow.run_notes import api_base
+        from tasks.cost.ledger import run_summary, summary_line
+        from tasks.settings import Settings
+
+        raw = os.environ.get("AIRFLOW_CONN_FLIGHTLINE_API")
+        if not raw:
+            log.info("cost note not written (no flightline_api connection in the environment)")
+            return
+        from airflow.sdk import Connection
+
+        conn = Connection.from_json(raw, conn_id="flightline_api") if raw.lstrip().startswith("{") \
+            else Connection.from_uri(raw, conn_id="flightline_api")
+        summary = run_summary(dag_id, run_id, Settings.from_env())
+        if not summary["attempts"]:
+            return
+        from urllib.parse import quote
+
+        url = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
+        with httpx.Client(base_url=api_base(conn), timeout=20) as http:
+            token = http.post("/auth/token", json={"username": conn.login, "password": conn.password})
+            token.raise_for_status()
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            note = ""
+            for _ in range(10):  # the run's last task may still be writing its own note
+                current = http.get(url, headers=headers)
+                current.raise_for_status()
+                note = current.json().get("note") or ""
+                if "Cost $" not in note:
+                    break
+                return
+            text = (note + "\n" if note else "") + summary_line(summary)
+            resp = http.patch(url, params={"update_mask": "note"}, json={"note": text[-1000:]},
+                              headers=headers)
+            resp.raise_for_status()
+        log.info("cost note for %s %s: %s", dag_id, run_id, json.dumps(summary_line(summary)))
+    except Exception as exc:
+        log.warning("cost note for %s %s not written: %s", dag_id, run_id, exc)
+
+
+def _on_run_end(dag_run) -> None:
+    dag_id, run_id = dag_run.dag_id, dag_run.run_id  # read now: the ORM object stays here
+    threading.Thread(target=_note_cost, args=(dag_id, run_id), name="flightline-cost-note",
+                     daemon=True).start()
+
+
+@hookimpl
+def on_dag_run_success(dag_run, msg):
+    _on_run_end(dag_run)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run, msg):
+    _on_run_end(dag_run)

@@ -1,0 +1,1 @@
+"""Cost: spot prices and the capacity choice, the cost ledger, cost reports."""

@@ -1,0 +1,203 @@
+"""Cost: the spot step against moto in server mode (price histories loaded into it), the
+snapshot fallback, bad price data, the cost ledger of real task runs, budgets."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tasks.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def _points(itype, zone, prices, *, every_h=6, end=NOW):
+    """A price history ending at ``end``, one price every ``every_h`` hours, oldest first."""
+    n = len(prices)
+    return [{"InstanceType": itype, "AvailabilityZone": zone, "ProductDescription": "Linux/UNIX",
+             "SpotPrice": f"{p:.6f}",
+             "Timestamp": (end - timedelta(hours=every_h * (n - 1 - i))).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            for i, p in enumerate(prices)]
+
+
+class SpotEndpoint:
+    """moto in server mode on loopback, answering spot price history from a loaded file."""
+
+    def __init__(self, tmp: Path, throttle: int = 0):
+        self.file = tmp / "prices.json"
+        self.file.write_text("[]")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(tmp / "moto.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "moto_spot.py"), "--port", str(self.port),
+             "--prices", str(self.file), "--throttle", str(throttle)],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("moto did not start")
+
+    def load(self, points: list[dict]) -> None:
+        self.file.write_text(json.dumps(points))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    ep = SpotEndpoint(tmp_path_factory.mktemp("moto-spot"))
+    yield ep
+    ep.stop()
+
+
+@pytest.fixture
+def live(endpoint, monkeypatch, settings) -> Settings:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    return settings.with_overrides(ec2_endpoint_url=endpoint.url,
+                                   cost_zones="us-east-1a,us-east-1b",
+                                   cost_instance_types="g4dn.xlarge,g5.xlarge,g6.xlarge,p3.2xlarge")
+
+
+def test_the_cheapest_steady_spot_capacity_wins(endpoint, live):
+    from tasks.cost.spot import choose_capacity
+
+    endpoint.load(
+        _points("g4dn.xlarge", "us-east-1a", [0.16] * 28)
+        + _points("g4dn.xlarge", "us-east-1b", [0.17] * 28)
+        + _points("g6.xlarge", "us-east-1a", [0.22] * 28)
+        + _points("g5.xlarge", "us-east-1b", [0.30] * 28))
+    cap = choose_capacity(live, now=NOW)
+    assert (cap.instance_type, cap.zone, cap.capacity_type) == ("g4dn.xlarge", "us-east-1a", "spot")
+    assert cap.hourly_usd == pytest.approx(0.16) and cap.on_demand_usd == pytest.approx(0.526)
+    assert "live us-east-1" in cap.source and "70% below" in cap.reason
+    assert cap.runners_up[0]["instance_type"] == "g4dn.xlarge" and cap.runners_up[0]["zone"] == "us-east-1b"
+
+
+def test_a_volatile_price_loses_to_a_steady_one_a_little_dearer(endpoint, live):
+    from tasks.cost.spot import choose_capacity
+
+    swinging = [0.10, 0.30] * 14  # mean 0.20, swings 50%
+    endpoint.load(_points("g4dn.xlarge", "us-east-1a", swinging)
+                  + _points("g6.xlarge", "us-east-1b", [0.23] * 28))
+    cap = choose_capacity(live, now=NOW)
+    assert (cap.instance_type, cap.zone) == ("g6.xlarge", "us-east-1b"), cap.reason
+
+
+def test_a_price_spike_now_counts_and_a_dear_spot_market_means_on_demand(endpoint, live):
+    from tasks.cost.spot import choose_capacity
+
+    endpoint.load(_points("g4dn.xlarge", "us-east-1a", [0.16] * 27 + [0.50])
+                  + _points("g6.xlarge", "us-east-1a", [0.24] * 28))
+    assert choose_capacity(live, now=NOW).instance_type == "g6.xlarge"
+    # every spot price at or above on-demand once risk is counted: on-demand, cheapest type
+    endpoint.load(_points("g4dn.xlarge", "us-east-1a", [0.55] * 28)
+                  + _points("g6.xlarge", "us-east-1a", [0.90] * 28))
+    cap = choose_capacity(live, now=NOW)
+    assert (cap.capacity_type, cap.instance_type, cap.zone) == ("on-demand", "g4dn.xlarge", None)
+    assert cap.hourly_usd == pytest.approx(0.526) and "not below on-demand" in cap.reason
+    endpoint.load(_points("g4dn.xlarge", "us-east-1a", [0.16] * 28))
+    asked = choose_capacity(live, now=NOW, on_demand=True)
+    assert asked.capacity_type == "on-demand" and "interrupted" in asked.reason
+
+
+def test_every_page_is_read(endpoint, live):
+    """A 90-day hourly history of two types in two zones spans many pages of 1,000."""
+    from tasks.cost.spot import choose_capacity, fetch_history
+
+    hourly = 24 * 90
+    endpoint.load(_points("g4dn.xlarge", "us-east-1a", [0.2] * hourly, every_h=1)
+                  + _points("g4dn.xlarge", "us-east-1b", [0.2] * hourly, every_h=1)
+                  + _points("g6.xlarge", "us-east-1a", [0.25] * hourly, every_h=1)
+                  + _points("g6.xlarge", "us-east-1b", [0.15] * hourly, every_h=1))
+    entries, pages = fetch_history(["g4dn.xlarge", "g6.xlarge"], ["us-east-1a", "us-east-1b"],
+                                   NOW - timedelta(days=90), NOW, live)
+    assert len(entries) == 4 * hourly - 4 + 4 and pages == 9  # in force at the start, plus each hour
+    # the cheapest pair comes last in the endpoint's order: only a full read sees it
+    s = live.with_overrides(cost_lookback_days=90)
+    cap = choose_capacity(s, now=NOW)
+    assert (cap.instance_type, cap.zone, cap.hourly_usd) == ("g6.xlarge", "us-east-1b", 0.15)
+
+
+def test_bad_or_missing_prices_are_named_errors_never_zero(endpoint, live):
+    from tasks.cost.spot import PriceDataError, choose_capacity
+
+    endpoint.load(_points("g4dn.xlarge", "us-east-1a", [0.16, 0.0, 0.17]))
+    with pytest.raises(PriceDataError, match=r"non-positive price '0.000000' \(g4dn.xlarge in us-east-1a"):
+        choose_capacity(live, now=NOW)
+    endpoint.load(_points("g4dn.xlarge", "us-east-1a", [0.16] * 3, end=NOW - timedelta(days=400)))
+    with pytest.raises(PriceDataError, match=r"no spot price .* \(the newest price is from 2025-"):
+        choose_capacity(live, now=NOW)
+    endpoint.load([])
+    with pytest.raises(PriceDataError, match=r"no price at all"):
+        choose_capacity(live, now=NOW)
+    with pytest.raises(PriceDataError, match="does not describe"):
+        choose_capacity(live.with_overrides(cost_instance_types="g4dn.xlarge,x9.huge"), now=NOW)
+    from tasks.cost.spot import NoCapacityFits
+
+    with pytest.raises(NoCapacityFits, match="4 GPU"):
+        choose_capacity(live.with_overrides(cost_job_gpus=4), now=NOW)
+
+
+def test_throttling_is_transient_not_bad_data(tmp_path, monkeypatch, settings):
+    """The endpoint refuses every call (more than botocore's own retries): a transient error
+    the task retries, never mistaken for missing prices."""
+    from tasks.cost.spot import TransientPriceError, choose_capacity
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    ep = SpotEndpoint(tmp_path, throttle=100)
+    try:
+        ep.load(_points("g4dn.xlarge", "us-east-1a", [0.16] * 28))
+        with pytest.raises(TransientPriceError, match="RequestLimitExceeded"):
+            choose_capacity(settings.with_overrides(ec2_endpoint_url=ep.url), now=NOW)
+    finally:
+        ep.stop()
+
+
+def test_without_credentials_the_dated_snapshot_is_used_and_said(settings, monkeypatch, caplog):
+    from tasks.cost.spot import choose_capacity, load_snapshot
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with caplog.at_level("WARNING"):
+        cap = choose_capacity(settings)
+    date = load_snapshot()["snapshot_date"]
+    assert cap.source == f"snapshot {date}" and cap.capacity_type == "spot"
+    assert f"snapshot of {date}" in caplog.text
+    assert 0 < cap.hourly_usd < cap.on_demand_usd
+
+
+def test_spot_cli_prints_the_choice(settings, monkeypatch):
+    env = {**os.environ, **settings.to_env(), "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+           "AWS_CONFIG_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"}
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(var, None)
+    out = subprocess.run([str(Path(sys.executable).parent / "flightline"), "cost", "spot"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["capacity_type"] == "spot" and body["source"].startswith("snapshot ")
