@@ -11,22 +11,30 @@ form below; the run note starts with which.
 1. **prepare_split**: the trailing window of published feature partitions ending at the newest
    day, split by date (never at random): train, then validation, then the most recent days as
    test. The exact partitions are recorded as lineage.
-2. **train_xgboost** and **train_torch_horovod** (in parallel, as the *model family* Param
+2. **choose_capacity**: spot prices (boto3, or the dated snapshot without AWS credentials),
+   the cheapest capacity that fits a trainer, and why; then the run's cost estimate (price x
+   each trainer's expected duration from the cost ledger) against the *cost budget* Param: a
+   run over budget is refused here, before any capacity is requested, with the estimate.
+3. **train_xgboost** and **train_torch_horovod** (in parallel, as the *model family* Param
    chooses): XGBoost hist (CUDA on a GPU), and a PyTorch tabular model trained data-parallel
    with Horovod across *Horovod workers* processes (Gloo on CPU), checkpointed every epoch to the
    model store so a retry after a spot interruption resumes. Each candidate is evaluated on the
    test days beside two baselines (historical late rate; logistic regression), with ROC and
    calibration plots and feature importance, and registered as a new model version.
-3. **decide_promotion**: the best candidate becomes champion only if it beats both baselines
+4. **decide_promotion**: the best candidate becomes champion only if it beats both baselines
    and the current champion on the same test days by the margin, or when *force promote* is
    set. The task log says why either way.
-4. **package_champion**: when the champion is not the released model (it just moved), a
+5. **package_champion**: when the champion is not the released model (it just moved), a
    BentoML service of it is built and its archive kept beside the version in the model store;
    skipped otherwise.
-5. **check_and_release**: the Bento is started with `bentoml serve` on loopback and must answer
+6. **check_and_release**: the Bento is started with `bentoml serve` on loopback and must answer
    the version's test days exactly as the offline model (within 1e-6), under the p99 latency
    bound, and refuse a malformed request with a 400; only then does the `released` alias move.
    A failed check keeps the previous release and fails the task with the reason.
+
+Every task attempt is priced into the cost ledger (the trainers at the chosen capacity, the
+rest as the local machine); each task's **Cost** button shows the run's ledger, and the run's
+note gains its cost and the saving against on-demand when it ends.
 
 `flightline models list` / `flightline models show VERSION` read the registry;
 `make serve` serves the released Bento on localhost.
@@ -74,6 +82,11 @@ def _end_day(context):
                                 title="Time budget per trainer (minutes)",
                                 description="1 to 1440. Training stops at this budget (XGBoost keeps its best "
                                             "iteration so far)."),
+        "budget_usd": Param(25.0, type="number", minimum=0, maximum=100000,
+                            title="Cost budget (US dollars)",
+                            description="The run is refused before any capacity is requested when "
+                                        "its estimate (the chosen capacity's price x each trainer's "
+                                        "expected duration) exceeds this."),
         "margin": Param(0.002, type="number", minimum=0, maximum=0.1, title="Promotion margin",
                         description="0 to 0.1. ROC AUC the challenger must gain over the champion."),
     },
@@ -97,8 +110,36 @@ def flightline_training():
             write_run_note(context, f"{run_trigger(context)} {reason}")
             raise AirflowSkipException(reason) from exc
 
-    def _train(family: str, split: dict, context) -> dict | None:
+    @task(retries=3)
+    def choose_capacity(split: dict, **context) -> dict:
+        """Spot prices, the cheapest capacity that fits, and the budget check: all before any
+        capacity is asked for. Throttling retries; bad price data and an over-budget estimate
+        fail the run with the reason."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from flightline_airflow.run_notes import run_trigger, write_run_note
+
+        from tasks.cost.budget import OverBudget
+        from tasks.cost.spot import NoCapacityFits, PriceDataError
+        from tasks.flows import cost
+
+        p, settings = context["params"], Settings.from_env()
+        families = ["xgboost", "torch-horovod"] if p["model_family"] == "both" else [p["model_family"]]
+        try:
+            capacity = cost.choose_capacity(settings)
+            estimate = cost.budget_step(capacity, families, float(p["budget_minutes"]),
+                                        float(p["budget_usd"]), settings)
+        except OverBudget as exc:
+            write_run_note(context, f"{run_trigger(context)} Refused: {exc}")
+            raise AirflowFailException(f"over budget: {exc}") from exc
+        except (PriceDataError, NoCapacityFits) as exc:
+            raise AirflowFailException(str(exc)) from exc
+        print(f"capacity: {capacity.reason}")
+        print(f"estimate ${estimate.usd:.4f} within the budget ${float(p['budget_usd']):.2f}: {estimate.parts}")
+        return capacity.to_dict() | {"estimate": estimate.to_dict()}
+
+    def _train(family: str, split: dict, capacity: dict, context) -> dict | None:
         from airflow.sdk.exceptions import AirflowSkipException
+        from flightline_airflow.cost_ledger import use_capacity
 
         from tasks.flows import training
         from tasks.training.data import Split
@@ -106,6 +147,8 @@ def flightline_training():
         p = context["params"]
         if p["model_family"] not in (family, "both"):
             raise AirflowSkipException(f"model family is {p['model_family']}")
+        # This attempt is priced at the chosen capacity (where the trainer's pod runs on a cluster).
+        use_capacity(context, {k: v for k, v in capacity.items() if k != "estimate"})
         run_key = f"{context['dag_run'].run_id}-{family}"  # stable across retries: resume
         return training.train_candidate(
             family, Split.from_dict(split), run_key=run_key, workers=int(p["horovod_workers"]),
@@ -113,12 +156,12 @@ def flightline_training():
             settings=Settings.from_env()).to_dict()
 
     @task
-    def train_xgboost(split: dict, **context) -> dict | None:
-        return _train("xgboost", split, context)
+    def train_xgboost(split: dict, capacity: dict, **context) -> dict | None:
+        return _train("xgboost", split, capacity, context)
 
     @task
-    def train_torch_horovod(split: dict, **context) -> dict | None:
-        return _train("torch-horovod", split, context)
+    def train_torch_horovod(split: dict, capacity: dict, **context) -> dict | None:
+        return _train("torch-horovod", split, capacity, context)
 
     @task(trigger_rule="none_failed_min_one_success")
     def decide_promotion(xgb: dict | None, torch: dict | None, **context) -> dict:
@@ -172,7 +215,8 @@ def flightline_training():
         return release
 
     split = prepare_split()
-    decision = decide_promotion(train_xgboost(split), train_torch_horovod(split))
+    capacity = choose_capacity(split)
+    decision = decide_promotion(train_xgboost(split, capacity), train_torch_horovod(split, capacity))
     check_and_release(package_champion(decision), decision)
 
 

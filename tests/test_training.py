@@ -191,11 +191,16 @@ def test_two_horovod_workers_reach_the_quality_of_one(history, tmp_path):
 
 
 @pytest.mark.slow
-def test_training_dag_trains_decides_and_refuses_bad_params(history, env_for):
+def test_training_dag_trains_decides_and_refuses_bad_params(history, env_for, monkeypatch):
     import pendulum
     from airflow.dag_processing.dagbag import DagBag
 
     env_for(history)
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")  # prices: the snapshot
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     dag = DagBag(dag_folder=str(Path(__file__).parent.parent / "dags" / "flightline_training.py")
                  ).get_dag("flightline_training")
     when = pendulum.datetime(2013, 3, 25, tz="UTC")
@@ -206,9 +211,31 @@ def test_training_dag_trains_decides_and_refuses_bad_params(history, env_for):
     dr = dag.test(logical_date=when, run_conf={"model_family": "xgboost", "window_days": 30})
     states = {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state)
               for ti in dr.get_task_instances()}
-    assert states == {"prepare_split": "success", "train_xgboost": "success",
-                      "train_torch_horovod": "skipped", "decide_promotion": "success",
-                      "package_champion": "success", "check_and_release": "success"}, states
+    assert states == {"prepare_split": "success", "choose_capacity": "success",
+                      "train_xgboost": "success", "train_torch_horovod": "skipped",
+                      "decide_promotion": "success", "package_champion": "success",
+                      "check_and_release": "success"}, states
+    # every attempt is in the cost ledger: the trainer at the chosen spot capacity, the rest local
+    from tasks.cost.ledger import read_ledger, run_summary
+
+    ledger = read_ledger(history, dag_id="flightline_training", run_id=dr.run_id)
+    assert set(ledger["task_id"]) == set(states), ledger[["task_id", "state"]]
+    by_task = ledger.set_index("task_id")
+    assert by_task.loc["train_xgboost", "capacity_type"] == "spot"
+    assert by_task.loc["train_xgboost", "cost_usd"] < by_task.loc["train_xgboost", "on_demand_cost_usd"]
+    assert set(ledger[ledger["task_id"] != "train_xgboost"]["capacity_type"]) == {"local"}
+    assert (ledger["seconds"] > 0).all() and (ledger["cost_usd"] > 0).all()
+    summary = run_summary("flightline_training", dr.run_id, history)
+    assert summary["saving_usd"] > 0 and summary["attempts"] == len(states)
+    # a budget below the estimate: refused before any capacity is requested, the estimate said
+    refused = dag.test(logical_date=when.add(days=1), run_conf={
+        "model_family": "xgboost", "window_days": 30, "budget_usd": 0.0001})
+    states = {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state)
+              for ti in refused.get_task_instances()}
+    assert states["choose_capacity"] == "failed" and states["train_xgboost"] == "upstream_failed", states
+    attempt = read_ledger(history, dag_id="flightline_training", run_id=refused.run_id).set_index("task_id")
+    assert "over budget: estimated $" in attempt.loc["choose_capacity", "note"]
+    assert "exceeds the budget $0.0001" in attempt.loc["choose_capacity", "note"]
     # The run note itself is written through the REST API, so the live-Airflow test checks it;
     # here: the decision the note is made from, and the note's wording.
     from airflow.models.xcom import XComModel
