@@ -88,14 +88,18 @@ def main() -> None:
     print(f"first champion trained and released in {time.monotonic() - t:.0f} s", flush=True)
 
     # schedules on: retrain requests start training; no Spark: neither DAG here uses it
-    af = LiveAirflow(work, env, schedules=True, spark_connect=False)
+    # Every DAG starts paused, so the nightly daily run for today never lands a replayed drop
+    # into this data root; only monitoring and training are switched on.
+    af = LiveAirflow(work, {**env, "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"},
+                     schedules=True, spark_connect=False)
     with af:
         af.wait_dags("flightline_daily", "flightline_monitoring", "flightline_training")
-        af.request("PATCH", "/api/v2/dags/flightline_daily", {"is_paused": True})
+        for dag_id in ("flightline_monitoring", "flightline_training"):
+            af.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
         before = {r["dag_run_id"] for r in af.runs("flightline_training")}
         t = time.monotonic()
         af.backfill("flightline_monitoring", args.first.isoformat(),
-                    (args.last + timedelta(days=1)).isoformat(), max_active_runs=1)
+                    args.last.isoformat(), max_active_runs=1)  # both ends included
         days = (args.last - args.first).days + 1
         deadline = time.monotonic() + args.timeout_h * 3600
         while time.monotonic() < deadline:

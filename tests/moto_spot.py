@@ -39,6 +39,18 @@ def install(prices_file: Path, throttle: int = 0) -> None:
 
     lock = threading.Lock()
     state = {"throttle": throttle, "calls": 0}
+    cache: dict = {}  # the file's points, and each query's answer, until the file changes
+
+    def points_for(key: tuple, select) -> list[dict]:
+        st = prices_file.stat() if prices_file.exists() else None
+        mtime = (st.st_mtime_ns, st.st_size) if st else 0
+        if cache.get("mtime") != mtime:
+            cache.clear()
+            cache["mtime"] = mtime
+            cache["points"] = json.loads(prices_file.read_text()) if mtime else []
+        if key not in cache:
+            cache[key] = select(cache["points"])
+        return cache[key]
 
     def describe_spot_price_history(self) -> ActionResult:
         with lock:
@@ -46,30 +58,34 @@ def install(prices_file: Path, throttle: int = 0) -> None:
             if state["throttle"] > 0:
                 state["throttle"] -= 1
                 raise EC2ClientError("RequestLimitExceeded", "Request limit exceeded.")
-        points = json.loads(prices_file.read_text()) if prices_file.exists() else []
         types = set(self._get_param("InstanceTypes", []) or [])
         products = set(self._get_param("ProductDescriptions", []) or [])
         filters = self._filters_from_querystring()
         zones = set(filters.get("availability-zone", []))
-        start, end = self._get_param("StartTime"), self._get_param("EndTime")
-        start, end = (_aware(v) for v in (start, end))
-        sel = [p for p in points
-               if (not types or p["InstanceType"] in types)
-               and (not zones or p["AvailabilityZone"] in zones)
-               and (not products or p.get("ProductDescription", "Linux/UNIX") in products)]
-        sel.sort(key=lambda p: (p["InstanceType"], p["AvailabilityZone"], p["Timestamp"]))
-        keep = []
-        for i, p in enumerate(sel):
-            ts = _ts(p["Timestamp"])
-            if end is not None and ts > end:
-                continue
-            nxt = sel[i + 1] if i + 1 < len(sel) else None
-            same = nxt is not None and (nxt["InstanceType"], nxt["AvailabilityZone"]) == (
-                p["InstanceType"], p["AvailabilityZone"])
-            in_force_at_start = start is not None and ts < start and (
-                not same or _ts(nxt["Timestamp"]) > start)
-            if start is None or ts >= start or in_force_at_start:
-                keep.append(p)
+        start, end = (_aware(v) for v in (self._get_param("StartTime"), self._get_param("EndTime")))
+
+        def select(points):
+            sel = [p for p in points
+                   if (not types or p["InstanceType"] in types)
+                   and (not zones or p["AvailabilityZone"] in zones)
+                   and (not products or p.get("ProductDescription", "Linux/UNIX") in products)]
+            sel.sort(key=lambda p: (p["InstanceType"], p["AvailabilityZone"], p["Timestamp"]))
+            keep = []
+            for i, p in enumerate(sel):
+                ts = _ts(p["Timestamp"])
+                if end is not None and ts > end:
+                    continue
+                nxt = sel[i + 1] if i + 1 < len(sel) else None
+                same = nxt is not None and (nxt["InstanceType"], nxt["AvailabilityZone"]) == (
+                    p["InstanceType"], p["AvailabilityZone"])
+                in_force_at_start = start is not None and ts < start and (
+                    not same or _ts(nxt["Timestamp"]) > start)
+                if start is None or ts >= start or in_force_at_start:
+                    keep.append(p)
+            return keep
+
+        keep = points_for((tuple(sorted(types)), tuple(sorted(zones)), tuple(sorted(products)),
+                           start, end), select)
         size = int(self._get_param("MaxResults") or 1000)
         offset = int(self._get_param("NextToken") or 0)
         page = keep[offset:offset + size]

@@ -201,3 +201,61 @@ def test_spot_cli_prints_the_choice(settings, monkeypatch):
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
     assert body["capacity_type"] == "spot" and body["source"].startswith("snapshot ")
+
+
+def _attempt(settings, task, try_number, seconds, capacity=None, state="success", day="2013-03-04",
+             run="r1", dag="flightline_training"):
+    from tasks.cost.ledger import price_attempt
+
+    start = datetime(2026, 11, 20, 10, tzinfo=UTC) + timedelta(minutes=try_number)
+    return price_attempt(dag_id=dag, run_id=run, task_id=task, map_index=-1,
+                         try_number=try_number, state=state, start=start,
+                         end=start + timedelta(seconds=seconds), capacity=capacity,
+                         settings=settings, run_day=datetime.fromisoformat(day).date())
+
+
+SPOT = {"capacity_type": "spot", "instance_type": "g4dn.xlarge", "zone": "us-east-1a",
+        "hourly_usd": 0.18, "on_demand_usd": 0.526}
+
+
+def test_the_ledger_prices_attempts_and_sums_a_run_with_its_saving(settings):
+    from tasks.cost.ledger import read_ledger, record, run_summary, summary_line
+
+    s = settings.with_overrides(cost_local_hourly_usd=0.10)
+    record(_attempt(s, "prepare_split", 1, 36), s)
+    record(_attempt(s, "train_xgboost", 1, 1800, SPOT, state="interrupted"), s)
+    record(_attempt(s, "train_xgboost", 2, 3600, SPOT), s)
+    again = _attempt(s, "train_xgboost", 2, 3600, SPOT)
+    record(again, s)  # an attempt recorded twice replaces itself
+    ledger = read_ledger(s, dag_id="flightline_training", run_id="r1")
+    assert len(ledger) == 3 and list(ledger["try_number"]) == [1, 1, 2]
+    summary = run_summary("flightline_training", "r1", s)
+    assert summary["cost_usd"] == pytest.approx(0.001 + 0.09 + 0.18)
+    assert summary["on_demand_cost_usd"] == pytest.approx(0.001 + 0.263 + 0.526)
+    assert summary["saving_usd"] == pytest.approx(0.790 - 0.271)
+    assert summary["interruptions"] == 1 and summary["interruption_cost_usd"] == pytest.approx(0.09)
+    line = summary_line(summary)
+    assert line.startswith("Cost $0.2710 for 3 task attempt(s)") and "1 spot interruption(s)" in line
+
+
+def test_cost_report_totals_per_dag_and_step_and_draws_the_days(settings, tmp_path):
+    from tasks.cost.ledger import record
+    from tasks.cost.report import cost_report, run_page
+
+    for i, day in enumerate(["2013-03-04", "2013-03-05", "2013-03-06"]):
+        record(_attempt(settings, "train_xgboost", 1, 600, SPOT, day=day, run=f"t{i}"), settings)
+        record(_attempt(settings, "build_features", 1, 60, day=day, run=f"d{i}",
+                        dag="flightline_daily"), settings)
+    out = cost_report(datetime(2013, 3, 5).date(), datetime(2013, 3, 6).date(), settings,
+                      tmp_path / "cost.png")
+    assert out["attempts"] == 4 and (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"
+    per_dag = {r["dag_id"]: r for r in out["per_dag"]}
+    assert per_dag["flightline_training"]["cost_usd"] == pytest.approx(2 * 0.03)
+    assert per_dag["flightline_daily"]["saving_usd"] == pytest.approx(0)
+    assert {(r["dag_id"], r["task_id"]) for r in out["per_step"]} == {
+        ("flightline_training", "train_xgboost"), ("flightline_daily", "build_features")}
+    with pytest.raises(LookupError, match="no task attempt"):
+        cost_report(datetime(2014, 1, 1).date(), datetime(2014, 1, 2).date(), settings)
+    page = run_page("flightline_training", "t1", settings)
+    assert "<table>" in page and "g4dn.xlarge / us-east-1a" in page and "Cost $0.0300" in page
+    assert "&lt;script&gt;" in run_page("<script>", "x", settings)  # names are escaped

@@ -58,7 +58,10 @@ def _digest(root: Path, days: list[str]) -> str:
 def live(tmp_path_factory):
     work = tmp_path_factory.mktemp("live")
     data = work / "data"
-    env = {"FLIGHTLINE_DATA_ROOT": str(data), "FLIGHTLINE_BENTOML_HOME": str(work / "bentoml")}
+    env = {"FLIGHTLINE_DATA_ROOT": str(data), "FLIGHTLINE_BENTOML_HOME": str(work / "bentoml"),
+           # spot prices from the project's snapshot, whatever credentials this machine has
+           "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
     import os
 
     full = dict(os.environ, **env)
@@ -132,9 +135,9 @@ def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, dai
                              "budget_minutes": 10})
     done = live.wait_run("flightline_training", run["dag_run_id"], timeout=900)
     states = _states(live, "flightline_training", run["dag_run_id"])
-    assert states == dict.fromkeys(["prepare_split", "train_xgboost", "train_torch_horovod",
-                                    "decide_promotion", "package_champion", "check_and_release"],
-                                   "success"), states
+    assert states == dict.fromkeys(["prepare_split", "choose_capacity", "train_xgboost",
+                                    "train_torch_horovod", "decide_promotion", "package_champion",
+                                    "check_and_release"], "success"), states
     assert done["state"] == "success"
     note = live.run("flightline_training", run["dag_run_id"])["note"]
     assert note and note.startswith(("[Manual run] Promoted: ", "[Manual run] Not promoted: ")), note
@@ -147,6 +150,20 @@ def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, dai
     assert health["dag_processor"]["status"] == "healthy", health
     assert health["triggerer"]["status"] == "healthy", health
     assert "exited" not in live.stack_output(), live.stack_output()
+    # The run's cost: appended to its note when it ended (by the scheduler's listener, through
+    # the REST API), and a Cost button on every task opening the ledger behind the login.
+    deadline = time.time() + 60
+    while "Cost $" not in (note := live.run("flightline_training", run["dag_run_id"])["note"] or ""):
+        assert time.time() < deadline, note
+        time.sleep(2)
+    assert "Released flightline:" in note and "saved $" in note, note
+    from urllib.parse import quote
+
+    url = live.links("flightline_training", run["dag_run_id"], "train_xgboost")["extra_links"]["Cost"]
+    assert url == f"/flightline/costs/flightline_training/{quote(run['dag_run_id'], safe='')}", url
+    status, body = live.request("GET", url, raw=True)[:2]
+    assert status == 200 and b"train_torch_horovod" in body and b"spot" in body, body[:500]
+    assert live.request("GET", url, token="", raw=True)[0] == 401
 
 
 def test_backfill_then_the_same_backfill_again_changes_nothing(live, daily_run):
