@@ -42,6 +42,8 @@ note gains its cost and the saving against on-demand when it ends.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, RETRAIN_ASSET, event_day
@@ -141,25 +143,40 @@ def flightline_training():
         from airflow.sdk.exceptions import AirflowSkipException
         from flightline_airflow.cost_ledger import use_capacity
 
+        from tasks.cost.interruption import Notice, notice_for
+        from tasks.cost.ledger import read_ledger
         from tasks.flows import training
         from tasks.training.data import Split
 
-        p = context["params"]
+        p, settings, ti = context["params"], Settings.from_env(), context["ti"]
         if p["model_family"] not in (family, "both"):
             raise AirflowSkipException(f"model family is {p['model_family']}")
-        # This attempt is priced at the chosen capacity (where the trainer's pod runs on a cluster).
-        use_capacity(context, {k: v for k, v in capacity.items() if k != "estimate"})
+        cap = {k: v for k, v in capacity.items() if k != "estimate"}
+        ledger = read_ledger(settings, dag_id=ti.dag_id, run_id=ti.run_id)
+        interrupted = int(((ledger["task_id"] == ti.task_id) & (ledger["state"] == "interrupted")).sum()) \
+            if len(ledger) else 0
+        if cap["capacity_type"] == "spot" and interrupted >= settings.spot_max_interruptions:
+            cap |= {"capacity_type": "on-demand", "zone": None, "hourly_usd": cap["on_demand_usd"],
+                    "reason": f"{interrupted} spot interruptions: {cap['instance_type']} on demand"}
+            print(f"attempt {ti.try_number}: {cap['reason']} at ${cap['hourly_usd']:.4f}/h")
+        # This attempt is priced at its capacity (where the trainer's pod runs on a cluster).
+        use_capacity(context, cap)
         run_key = f"{context['dag_run'].run_id}-{family}"  # stable across retries: resume
+        notice = (notice_for(ti.try_number, run_key, settings, per_attempt=20 if family == "xgboost" else 1)
+                  if cap["capacity_type"] == "spot" else Notice())  # on-demand is not reclaimed
         return training.train_candidate(
             family, Split.from_dict(split), run_key=run_key, workers=int(p["horovod_workers"]),
-            gpu=p["gpu"], time_budget_minutes=float(p["budget_minutes"]),
-            settings=Settings.from_env()).to_dict()
+            gpu=p["gpu"], time_budget_minutes=float(p["budget_minutes"]), notice=notice,
+            settings=settings).to_dict()
 
-    @task
+    # A spot interruption is retried at once (the checkpoint resumes it), more than once.
+    spot_retries = {"retries": 3, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": False}
+
+    @task(**spot_retries)
     def train_xgboost(split: dict, capacity: dict, **context) -> dict | None:
         return _train("xgboost", split, capacity, context)
 
-    @task
+    @task(**spot_retries)
     def train_torch_horovod(split: dict, capacity: dict, **context) -> dict | None:
         return _train("torch-horovod", split, capacity, context)
 

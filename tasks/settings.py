@@ -99,6 +99,13 @@ class Settings:
     cost_job_vcpus: int = 4
     #: The hourly price of the machine tasks run on when they do not run on chosen capacity.
     cost_local_hourly_usd: float = 0.10
+    #: Spot interruptions (:mod:`tasks.cost.interruption`): after this many interrupted attempts
+    #: of a trainer, the next asks for on-demand capacity; a folder where a notice file
+    #: ``<run key>.notice`` interrupts the trainer of that run; and, for tests and demos, how many
+    #: attempts get a simulated notice (0: none).
+    spot_max_interruptions: int = 2
+    spot_notice_dir: str = ""
+    spot_simulate_interruptions: int = 0
     #: Zone folder names under the data root.
     layout: Layout = field(default_factory=Layout)
 
@@ -118,7 +125,7 @@ class Settings:
             if f.name == "replay_year":
                 values[f.name] = _parse_replay_year(var, raw)
             elif f.type in (int, "int"):
-                values[f.name] = _parse_positive_int(var, raw)
+                values[f.name] = _parse_positive_int(var, raw, minimum=0 if f.name in ZERO_OK else 1)
             elif f.type in (float, "float") and f.name.endswith("_usd"):
                 values[f.name] = _parse_price(var, raw)
             elif f.type in (float, "float"):
@@ -237,11 +244,15 @@ def _parse_price(var: str, raw: str) -> float:
     return value
 
 
-def _parse_positive_int(var: str, raw: str) -> int:
+#: Whole-number settings for which 0 is meaningful ("none").
+ZERO_OK = {"spot_simulate_interruptions"}
+
+
+def _parse_positive_int(var: str, raw: str, minimum: int = 1) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
         raise SettingsError(f"{var}={raw!r}: expected a whole number") from None
-    if value < 1:
-        raise SettingsError(f"{var}={raw!r}: must be at least 1")
+    if value < minimum:
+        raise SettingsError(f"{var}={raw!r}: must be at least {minimum}")
     return value

@@ -278,3 +278,48 @@ def test_each_version_keeps_a_seeded_reference_sample_with_its_predictions(histo
         from tasks.training.reference import reference_sample
 
         reference_sample(model, ref, rows=0)
+
+
+@pytest.mark.slow
+def test_spot_interruptions_checkpoint_resume_and_end_on_demand(history, env_for, monkeypatch, tmp_path):
+    """Two simulated spot notices: each attempt checkpoints and stops as "interrupted", the
+    retry resumes from the checkpoint, and after two the third attempt runs on demand. The
+    ledger shows every attempt with its capacity, price and what the interruptions cost."""
+    import pendulum
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tasks.cost.ledger import read_ledger, run_summary
+    from tasks.training import registry
+
+    s = history.with_overrides(data_root=str(tmp_path / "data"))
+    import shutil
+
+    shutil.copytree(history.zone("features"), s.zone("features"))
+    env_for(s)
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("FLIGHTLINE_SPOT_SIMULATE_INTERRUPTIONS", "2")
+    dag = DagBag(dag_folder=str(Path(__file__).parent.parent / "dags" / "flightline_training.py")
+                 ).get_dag("flightline_training")
+    dr = dag.test(logical_date=pendulum.datetime(2013, 3, 25, tz="UTC"),
+                  run_conf={"model_family": "xgboost", "window_days": 30})
+    states = {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state)
+              for ti in dr.get_task_instances()}
+    assert states["train_xgboost"] == "success" and states["decide_promotion"] == "success", states
+    ledger = read_ledger(s, dag_id="flightline_training", run_id=dr.run_id)
+    trainer = ledger[ledger["task_id"] == "train_xgboost"].sort_values("try_number")
+    assert list(trainer["try_number"]) == [1, 2, 3]
+    assert list(trainer["state"]) == ["interrupted", "interrupted", "success"]
+    assert list(trainer["capacity_type"]) == ["spot", "spot", "on-demand"]
+    spot_price, on_demand = trainer["hourly_usd"].iloc[0], trainer["hourly_usd"].iloc[2]
+    assert on_demand == trainer["on_demand_usd"].iloc[0] > spot_price
+    assert "checkpointed" in trainer["note"].iloc[0] and "round 20" in trainer["note"].iloc[0]
+    assert "round 40" in trainer["note"].iloc[1]  # resumed at 20, stopped again at 40
+    summary = run_summary("flightline_training", dr.run_id, s)
+    assert summary["interruptions"] == 2
+    assert summary["interruption_cost_usd"] == pytest.approx(trainer["cost_usd"].iloc[:2].sum(), abs=1e-6)
+    card = registry.show(registry.champion(s)["version"], s)
+    assert 40 <= card["trainer"]["resumed_from"] <= 41, card["trainer"]  # the 2nd checkpoint

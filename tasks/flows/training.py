@@ -79,11 +79,13 @@ def register(fitted: Fitted, evaluation: Evaluation, split: Split, folder: Path,
 
 def train_candidate(family: str, split: Split, *, run_key: str, settings: Settings,
                     workers: int = 2, gpu: str = "auto", time_budget_minutes: float = 60,
-                    **params) -> Candidate:
+                    notice=None, **params) -> Candidate:
     """Fit one family on the split, evaluate it on the test days, register it (not champion).
 
     ``run_key`` names the run's checkpoints (the same key resumes); ``params`` are the family's
     hyperparameters. Scratch files live in a temporary folder that is always removed.
+    ``notice`` (:class:`tasks.cost.interruption.Notice`): on spot capacity, the interruption
+    notice the trainer watches; it then checkpoints and raises ``SpotInterrupted``.
     """
     if family not in FAMILIES:
         raise ValueError(f"model family must be one of {FAMILIES}, got {family!r}")
@@ -95,7 +97,7 @@ def train_candidate(family: str, split: Split, *, run_key: str, settings: Settin
         options = FitOptions(
             gpu=on_gpu, time_budget_s=time_budget_minutes * 60, workers=workers, workdir=work,
             checkpoint_uri=join(settings.zone("models"), "checkpoints", run_key.replace("/", "_")),
-            params=params, settings=settings)
+            params=params, settings=settings, notice=notice)
         fitted = fit(family, train_df, valid_df, options)
         folder = work / "version"
         fitted.model.save(folder)

@@ -122,6 +122,17 @@ def main(argv: list[str] | None = None) -> int:
                 store.upload_file(local, join(ckpt_uri, name))
                 store.write_text(join(ckpt_uri, "latest.json"), json.dumps({"file": name, "epoch": epoch}))
         best = hvd.broadcast_object(best, root_rank=0)
+        # A spot interruption notice (tasks.cost.interruption): the epoch is checkpointed, so
+        # every rank stops here with the distinct "interrupted" status; the retry resumes.
+        notice = cfg.get("notice") or {}
+        due = rank == 0 and (
+            (notice.get("simulate_at") and epoch + 1 >= notice["simulate_at"])
+            or (notice.get("notice_file") and Path(notice["notice_file"]).exists()))
+        if hvd.broadcast_object(bool(due), root_rank=0):
+            if rank == 0:
+                print(json.dumps({"event": "interrupted", "after_epoch": epoch}), flush=True)
+            hvd.shutdown()
+            return 75  # tasks.cost.interruption.INTERRUPTED_EXIT
     if rank == 0:
         (out_dir / "result.json").write_text(json.dumps({
             "history": history, "best": best, "workers": size, "resumed_from": resumed_from,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tasks.settings import Settings
 
@@ -54,6 +54,7 @@ class FitOptions:
     checkpoint_uri: str = ""  # where trainers that checkpoint keep their epochs (resume)
     params: dict = field(default_factory=dict)  # the family's own hyperparameters
     settings: Settings | None = None  # for trainers that write to the model store
+    notice: Any = None  # a tasks.cost.interruption.Notice the trainer watches (spot capacity)
 
 
 @dataclass(frozen=True)

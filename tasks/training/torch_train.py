@@ -24,7 +24,7 @@ class TrainingFailed(RuntimeError):
 
 def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, settings: Settings,
           workers: int = 1, gpu: bool = False, time_budget_s: float | None = None,
-          **overrides) -> tuple[Path, dict]:
+          notice=None, **overrides) -> tuple[Path, dict]:
     """Train with ``workers`` Horovod processes; returns (model folder, info).
 
     Re-running with the same ``checkpoint_uri`` resumes from its last completed epoch. The
@@ -45,7 +45,7 @@ def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, settings: S
     cfg = {**DEFAULTS, **overrides, "data": str(workdir / "data.npz"), "prep": str(workdir / "prep.json"),
            "checkpoint_uri": checkpoint_uri, "out_dir": str(model_dir), "gpu": gpu,
            "threads_per_worker": max(1, (os.cpu_count() or 1) // workers),
-           "settings": settings.to_env()}
+           "settings": settings.to_env(), "notice": notice.to_dict() if notice else None}
     (workdir / "config.json").write_text(json.dumps(cfg, indent=1))
     cmd = [sys.executable, "-m", "tasks.training.hvd_train", "--config", str(workdir / "config.json")]
     if workers > 1:
@@ -57,6 +57,11 @@ def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, settings: S
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                               timeout=time_budget_s)
     seconds = time.perf_counter() - t
+    from tasks.cost.interruption import INTERRUPTED_EXIT, SpotInterrupted
+
+    if proc.returncode == INTERRUPTED_EXIT:
+        raise SpotInterrupted(f"spot interruption notice: horovod training stopped after its last "
+                              f"checkpointed epoch ({checkpoint_uri}); a retry resumes from it")
     if proc.returncode != 0:
         tail = (workdir / "train.log").read_text()[-3000:]
         raise TrainingFailed(f"horovod training exited {proc.returncode}; log tail:\n{tail}")
@@ -86,6 +91,7 @@ def fit(train_df, valid_df, options):
     model_dir, info = train(train_df, valid_df, workdir=Path(options.workdir) / "hvd",
                             checkpoint_uri=options.checkpoint_uri, settings=options.settings,
                             workers=options.workers, gpu=options.gpu,
-                            time_budget_s=options.time_budget_s, **options.params)
+                            time_budget_s=options.time_budget_s, notice=options.notice,
+                            **options.params)
     info["checkpoint_uri"] = options.checkpoint_uri
     return TorchModel.load(model_dir), info

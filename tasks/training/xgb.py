@@ -30,8 +30,14 @@ EARLY_STOPPING = 60
 
 
 def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
-          time_budget_s: float | None = None, categorical: str = "native"):
-    """Fit on train, early-stop on valid. Returns (booster, categories, info)."""
+          time_budget_s: float | None = None, categorical: str = "native",
+          checkpoint_uri: str = "", settings=None, notice=None):
+    """Fit on train, early-stop on valid. Returns (booster, categories, info).
+
+    With ``checkpoint_uri`` (and ``settings`` for the store), a checkpoint left there by an
+    interrupted attempt is resumed (boosting continues from its rounds); with ``notice``, a
+    spot interruption notice stops boosting at the next round, checkpoints, and raises
+    ``SpotInterrupted``."""
     import xgboost as xgb
 
     from tasks.training.data import xy
@@ -47,10 +53,22 @@ def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
                                             data_name="valid", save_best=True)]
     if time_budget_s:
         callbacks.append(_time_budget(time_budget_s))
+    init, resumed_from = _resume(checkpoint_uri, settings)
+    watch = _NoticeWatch(notice) if notice is not None else None
+    if watch:
+        callbacks.append(watch.callback())
     t = time.perf_counter()
-    booster = xgb.train(p, dtrain, num_boost_round=MAX_ROUNDS, evals=[(dvalid, "valid")],
-                        callbacks=callbacks, verbose_eval=False)
+    booster = xgb.train(p, dtrain, num_boost_round=MAX_ROUNDS - (resumed_from or 0),
+                        evals=[(dvalid, "valid")], callbacks=callbacks, verbose_eval=False,
+                        xgb_model=init)
     seconds = time.perf_counter() - t
+    if watch and watch.fired:
+        from tasks.cost.interruption import SpotInterrupted
+
+        where = _checkpoint(booster, checkpoint_uri, settings)
+        raise SpotInterrupted(f"spot interruption notice after round {watch.fired}: "
+                              f"{booster.num_boosted_rounds()} rounds checkpointed to {where}; "
+                              "a retry resumes from them")
     info = {
         "trainer": "xgboost",
         "params": dict(p),
@@ -59,15 +77,80 @@ def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
         "train_seconds": round(seconds, 3),
         "categorical": categorical,
         "rows": {"train": int(len(y)), "valid": int(len(yv))},
+        "resumed_from": resumed_from,
     }
     return booster, cats, info
+
+
+CHECKPOINT_META = "xgb-latest.json"
+
+
+def _resume(checkpoint_uri: str, settings):
+    """(booster, rounds) of the checkpoint an interrupted attempt left, else (None, None)."""
+    if not (checkpoint_uri and settings):
+        return None, None
+    import json
+
+    import xgboost as xgb
+
+    from tasks.storage import Store, join
+
+    store = Store(settings)
+    meta_uri = join(checkpoint_uri, CHECKPOINT_META)
+    if not store.exists(meta_uri):
+        return None, None
+    meta = json.loads(store.read_text(meta_uri))
+    booster = xgb.Booster()
+    booster.load_model(bytearray(store.read_bytes(join(checkpoint_uri, meta["file"]))))
+    return booster, int(meta["rounds"])
+
+
+def _checkpoint(booster, checkpoint_uri: str, settings) -> str:
+    """Write the booster (UBJSON) and then the pointer to it: a reader never sees a pointer to
+    a half-written model."""
+    if not (checkpoint_uri and settings):
+        return "nowhere (no checkpoint location)"
+    import json
+
+    from tasks.storage import Store, join
+
+    store = Store(settings)
+    rounds = int(booster.num_boosted_rounds())
+    name = f"xgb-{rounds:05d}.ubj"
+    store.write_bytes(join(checkpoint_uri, name), bytes(booster.save_raw("ubj")))
+    store.write_text(join(checkpoint_uri, CHECKPOINT_META), json.dumps({"file": name, "rounds": rounds}))
+    return join(checkpoint_uri, name)
+
+
+class _NoticeWatch:
+    """Stops boosting at the first round a spot interruption notice is due."""
+
+    def __init__(self, notice):
+        self.notice = notice
+        self.fired: int | None = None
+
+    def callback(self):
+        import xgboost as xgb
+
+        watch = self
+
+        class SpotNotice(xgb.callback.TrainingCallback):
+            def after_iteration(self, model, epoch, evals_log) -> bool:
+                if watch.notice.due(epoch + 1):
+                    watch.fired = epoch + 1
+                    return True
+                return False
+
+        return SpotNotice()
 
 
 def fit(train_df, valid_df, options):
     """The trainer table's entry: ``(XGBModel, info)`` (``options``: a ``FitOptions``)."""
     booster, cats, info = train(train_df, valid_df, gpu=options.gpu,
                                 params=options.params or None,
-                                time_budget_s=options.time_budget_s)
+                                time_budget_s=options.time_budget_s,
+                                checkpoint_uri=options.checkpoint_uri, settings=options.settings,
+                                notice=options.notice)
     return XGBModel(booster, cats), info
 
 
