@@ -37,11 +37,15 @@ def install(prices_file: Path, throttle: int = 0) -> None:
     from moto.ec2.exceptions import EC2ClientError
     from moto.ec2.responses.spot_instances import SpotInstances
 
-    lock = threading.Lock()
+    lock = threading.RLock()
     state = {"throttle": throttle, "calls": 0}
     cache: dict = {}  # the file's points, and each query's answer, until the file changes
 
     def points_for(key: tuple, select) -> list[dict]:
+        with lock:  # the server is threaded; clients read pages concurrently
+            return _points_for(key, select)
+
+    def _points_for(key: tuple, select) -> list[dict]:
         st = prices_file.stat() if prices_file.exists() else None
         mtime = (st.st_mtime_ns, st.st_size) if st else 0
         if cache.get("mtime") != mtime:

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Capacity declared by the running task (one task per process; keyed by the attempt's id).
 _CAPACITY: dict[str, dict] = {}
+#: Milliseconds each recording took in this process (the benchmark reads them).
+RECORD_MS: list[float] = []
 #: Errors that mean "spot capacity was reclaimed" rather than a failure (by class name).
 INTERRUPTION_ERRORS = {"SpotInterrupted"}
 
@@ -63,6 +65,8 @@ def _record(task_instance, state: str, error=None) -> None:
                                 capacity=_CAPACITY.pop(str(ti.id), None),
                                 settings=Settings.from_env(), run_day=run_day, note=note)
         record(attempt, Settings.from_env())
+        RECORD_MS.append((time.perf_counter() - t0) * 1000)
+        del RECORD_MS[:-1000]
         log.info("cost ledger: %s try %s %s %.1f s on %s at $%.4f/h: $%.6f (%.0f ms to record)",
                  ti.task_id, ti.try_number, state, attempt.seconds, attempt.instance_type,
                  attempt.hourly_usd, attempt.cost_usd, (time.perf_counter() - t0) * 1000)
