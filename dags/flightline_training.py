@@ -127,9 +127,8 @@ def flightline_training():
         p, settings = context["params"], Settings.from_env()
         families = ["xgboost", "torch-horovod"] if p["model_family"] == "both" else [p["model_family"]]
         try:
-            capacity = cost.choose_capacity(settings)
-            estimate = cost.budget_step(capacity, families, float(p["budget_minutes"]),
-                                        float(p["budget_usd"]), settings)
+            capacity, estimate = cost.choose_within_budget(
+                families, float(p["budget_minutes"]), float(p["budget_usd"]), settings)
         except OverBudget as exc:
             write_run_note(context, f"{run_trigger(context)} Refused: {exc}")
             raise AirflowFailException(f"over budget: {exc}") from exc

@@ -43,7 +43,7 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & heavy)))
 @pytest.mark.parametrize("modules", [
     ["tasks.feature_contract"],  # what training, serving and monitoring read
     ["tasks.flows.daily", "tasks.flows.range_build", "tasks.flows.training", "tasks.flows.serving",
-     "tasks.flows.monitoring", "tasks.cli"],
+     "tasks.flows.monitoring", "tasks.flows.cost", "tasks.cli"],
 ])
 def test_importing_steps_loads_no_heavy_library_and_no_airflow(modules):
     out = subprocess.run([sys.executable, "-c", PROBE, *modules], capture_output=True, text=True,

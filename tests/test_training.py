@@ -323,3 +323,29 @@ def test_spot_interruptions_checkpoint_resume_and_end_on_demand(history, env_for
     assert summary["interruption_cost_usd"] == pytest.approx(trainer["cost_usd"].iloc[:2].sum(), abs=1e-6)
     card = registry.show(registry.champion(s)["version"], s)
     assert 40 <= card["trainer"]["resumed_from"] <= 41, card["trainer"]  # the 2nd checkpoint
+
+
+@pytest.mark.slow
+def test_a_spot_notice_stops_every_horovod_rank_after_a_checkpointed_epoch(history, tmp_path):
+    """A notice file seen after an epoch: every rank stops with the interrupted status, the
+    trainer raises SpotInterrupted, and the next run resumes after that epoch."""
+    from tasks.cost.interruption import Notice, SpotInterrupted
+    from tasks.training import torch_train
+
+    ckpt = tmp_path / "ckpt"
+    tr, va, _ = _frames(history)
+    with pytest.raises(SpotInterrupted, match="checkpointed epoch"):
+        torch_train.train(tr, va, workdir=tmp_path / "w1", checkpoint_uri=str(ckpt),
+                          settings=history, workers=2, epochs=4, notice=Notice(simulate_at=2))
+    assert json.loads((ckpt / "latest.json").read_text())["epoch"] == 1  # two epochs kept
+    assert '"event": "interrupted"' in (tmp_path / "w1" / "train.log").read_text()
+    notice = tmp_path / "run.notice"
+    notice.write_text("reclaim")  # a termination handler's notice: stops after the next epoch
+    with pytest.raises(SpotInterrupted):
+        torch_train.train(tr, va, workdir=tmp_path / "w2", checkpoint_uri=str(ckpt),
+                          settings=history, workers=2, epochs=4,
+                          notice=Notice(notice_file=str(notice)))
+    assert json.loads((ckpt / "latest.json").read_text())["epoch"] == 2
+    _, info = torch_train.train(tr, va, workdir=tmp_path / "w3", checkpoint_uri=str(ckpt),
+                                settings=history, workers=2, epochs=4, notice=Notice())
+    assert info["resumed_from"] == 2 and [h["epoch"] for h in info["history"]] == list(range(4))

@@ -18,7 +18,7 @@ from tasks.cost.report import cost_report
 from tasks.cost.spot import Capacity, choose_capacity
 from tasks.settings import Settings
 
-__all__ = ["STEPS", "budget_step", "choose_capacity", "cost_report"]
+__all__ = ["STEPS", "budget_step", "choose_capacity", "choose_within_budget", "cost_report"]
 
 
 def budget_step(capacity: Capacity, families: list[str], time_budget_minutes: float,
@@ -29,4 +29,13 @@ def budget_step(capacity: Capacity, families: list[str], time_budget_minutes: fl
     return estimate
 
 
-STEPS = {"choose_capacity": choose_capacity, "check_budget": budget_step, "cost_report": cost_report}
+def choose_within_budget(families: list[str], time_budget_minutes: float, budget_usd: float,
+                         settings: Settings) -> tuple[Capacity, Estimate]:
+    """The training DAG's ``choose_capacity`` task: the capacity, then the budget check (both
+    before any capacity is requested)."""
+    capacity = choose_capacity(settings)
+    return capacity, budget_step(capacity, families, time_budget_minutes, budget_usd, settings)
+
+
+STEPS = {"choose_capacity": choose_capacity, "check_budget": budget_step,
+         "choose_within_budget": choose_within_budget, "cost_report": cost_report}

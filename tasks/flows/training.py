@@ -5,8 +5,12 @@ task / step         takes                   returns             does
 ==================  ======================  ==================  ===================================
 prepare_split       end day, window         Split               the window's days by date: train,
                                                                 validation, test (never at random)
-train_xgboost,      Split                   Candidate           :func:`train_candidate` for one
+choose_capacity     families, budgets       Capacity, Estimate  the cost flow: spot prices, the
+                                                                choice, the budget check
+train_xgboost,      Split, Capacity         Candidate           :func:`train_candidate` for one
 train_torch_horovod                                             family: fit, evaluate, register
+                                                                (on spot: checkpoint and stop on
+                                                                an interruption notice)
 decide_promotion    [Candidate]             Decision            the best candidate against the
                                                                 champion on the same test days
 package_champion,   Decision                Packaged, Release   the serving flow
@@ -29,7 +33,7 @@ from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 
-from tasks.flows import serving
+from tasks.flows import cost, serving
 from tasks.settings import PROJECT_ROOT, Settings
 from tasks.storage import join
 from tasks.training import hardware, registry
@@ -108,10 +112,12 @@ def train_candidate(family: str, split: Split, *, run_key: str, settings: Settin
                         started=started, settings=settings, reference=reference)
 
 
-#: The DAG's task ids, in order, and the step each task runs (the last two are the serving
-#: flow's: package the champion, check it on a live server, release it).
+#: The DAG's task ids, in order, and the step each task runs (``choose_capacity`` is the cost
+#: flow's; the last two are the serving flow's: package the champion, check it on a live
+#: server, release it).
 STEPS = {
     "prepare_split": prepare_split,
+    "choose_capacity": cost.choose_within_budget,
     "train_xgboost": partial(train_candidate, "xgboost"),
     "train_torch_horovod": partial(train_candidate, "torch-horovod"),
     "decide_promotion": decide_promotion,

@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             (notice.get("simulate_at") and epoch + 1 >= notice["simulate_at"])
             or (notice.get("notice_file") and Path(notice["notice_file"]).exists()))
         if hvd.broadcast_object(bool(due), root_rank=0):
-            if rank == 0:
+            if rank == 0:  # horovodrun reports any rank's failure as 1: the marker says why
+                out_dir.mkdir(parents=True, exist_ok=True)
+                (out_dir / "interrupted.json").write_text(json.dumps({"after_epoch": epoch}))
                 print(json.dumps({"event": "interrupted", "after_epoch": epoch}), flush=True)
             hvd.shutdown()
             return 75  # tasks.cost.interruption.INTERRUPTED_EXIT

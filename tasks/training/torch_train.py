@@ -59,7 +59,7 @@ def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, settings: S
     seconds = time.perf_counter() - t
     from tasks.cost.interruption import INTERRUPTED_EXIT, SpotInterrupted
 
-    if proc.returncode == INTERRUPTED_EXIT:
+    if proc.returncode == INTERRUPTED_EXIT or (proc.returncode and (model_dir / "interrupted.json").exists()):
         raise SpotInterrupted(f"spot interruption notice: horovod training stopped after its last "
                               f"checkpointed epoch ({checkpoint_uri}); a retry resumes from it")
     if proc.returncode != 0:
