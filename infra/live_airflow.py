@@ -201,8 +201,14 @@ class LiveAirflow:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}")
 
     def runs(self, dag_id: str) -> list[dict]:
-        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns",
-                            params={"limit": 1000})["dag_runs"]
+        """Every run of the DAG (the API answers at most its page limit, 100 by default, a call)."""
+        out: list[dict] = []
+        while True:
+            page = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns",
+                                params={"limit": 100, "offset": len(out), "order_by": "id"})
+            out.extend(page["dag_runs"])
+            if not page["dag_runs"] or len(out) >= page["total_entries"]:
+                return out
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         rid = urllib.parse.quote(run_id, safe="")
