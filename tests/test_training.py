@@ -229,13 +229,13 @@ def test_training_dag_trains_decides_and_refuses_bad_params(history, env_for, mo
     assert summary["saving_usd"] > 0 and summary["attempts"] == len(states)
     # a budget below the estimate: refused before any capacity is requested, the estimate said
     refused = dag.test(logical_date=when.add(days=1), run_conf={
-        "model_family": "xgboost", "window_days": 30, "budget_usd": 0.0001})
+        "model_family": "xgboost", "window_days": 30, "budget_usd": 0})
     states = {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state)
               for ti in refused.get_task_instances()}
     assert states["choose_capacity"] == "failed" and states["train_xgboost"] == "upstream_failed", states
     attempt = read_ledger(history, dag_id="flightline_training", run_id=refused.run_id).set_index("task_id")
     assert "over budget: estimated $" in attempt.loc["choose_capacity", "note"]
-    assert "exceeds the budget $0.0001" in attempt.loc["choose_capacity", "note"]
+    assert "exceeds the budget $0.0000" in attempt.loc["choose_capacity", "note"]
     # The run note itself is written through the REST API, so the live-Airflow test checks it;
     # here: the decision the note is made from, and the note's wording.
     from airflow.models.xcom import XComModel
