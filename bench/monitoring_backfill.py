@@ -99,7 +99,7 @@ def main() -> None:
         before = {r["dag_run_id"] for r in af.runs("flightline_training")}
         t = time.monotonic()
         af.backfill("flightline_monitoring", args.first.isoformat(),
-                    args.last.isoformat(), max_active_runs=1)  # both ends included
+                    args.last.isoformat(), max_active_runs=1, attempts=40)  # both ends included
         days = (args.last - args.first).days + 1
         deadline = time.monotonic() + args.timeout_h * 3600
         while time.monotonic() < deadline:

@@ -13,7 +13,8 @@ before. For each logical date (a UTC day; or the **day** Param):
    On failure the drop moves to `quarantine/dt=.../` with the validation result beside it, the
    log lists each failed expectation with sample values, and nothing downstream runs.
    The task's **Data Docs** button opens the report.
-4. **build_features**: Spark (local, or the cluster in `FLIGHTLINE_SPARK_MASTER`) cleans the
+4. **build_features**: Spark (local, the cluster in `FLIGHTLINE_SPARK_MASTER`, or a Kubernetes
+   pod with executor pods when `FLIGHTLINE_K8S_STEPS` names it) cleans the
    drop, joins weather and planes, computes pre-departure congestion features with window
    functions, writes the typed `raw/` partition and a *staged* features partition.
 5. **features_gate**: suite `features` on the staged partition (quarantined on failure).
@@ -30,6 +31,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, FEATURES_ASSET, logical_day
+from flightline_airflow.kubernetes import step_task
 from flightline_airflow.operators import QualityGateOperator
 
 from tasks.settings import Settings
@@ -105,10 +107,9 @@ def flightline_daily():
 
     @task
     def build_features(drop: dict) -> dict:
-        from tasks.flows import daily
-        from tasks.landing import Drop
+        from tasks.flows.steps import run_step
 
-        return daily.build_features(Drop.from_dict(drop), Settings.from_env()).to_dict()
+        return run_step("daily.build_features", [drop], Settings.from_env())
 
     @task(outlets=[FEATURES_ASSET])
     def publish_features(staged: dict, **context) -> dict:
@@ -128,7 +129,8 @@ def flightline_daily():
 
     drop = wait_for_drop()
     raw_gate = QualityGateOperator(task_id="raw_gate", gate="raw", data=drop)
-    features = build_features(drop)
+    # In the worker, or as a pod (Spark driver; executors as pods) when FLIGHTLINE_K8S_STEPS says.
+    features = step_task("build_features", lambda: build_features(drop), [drop], settings=SETTINGS)
     features_gate = QualityGateOperator(task_id="features_gate", gate="features", data=features)
     land_demo_drop() >> drop
     raw_gate >> features

@@ -34,10 +34,13 @@ from flightline_airflow import (
     RETRAIN_ASSET,
     event_day,
 )
+from flightline_airflow.kubernetes import step_task
 from flightline_airflow.notifiers import retrain_notifier
 from flightline_airflow.operators import MonitoringReportOperator
 
 from tasks.settings import Settings
+
+SETTINGS = Settings.from_env()  # environment only: which steps run as Kubernetes pods
 
 
 @dag(
@@ -107,10 +110,20 @@ def flightline_monitoring():
         context["outlet_events"][RETRAIN_ASSET].extra = request
         return request
 
-    scored = score_day()
-    drift = MonitoringReportOperator(task_id="drift_report", report="drift", data=scored)
-    quality = MonitoringReportOperator(task_id="quality_report", report="quality", data=scored)
-    request_retrain(decide_retrain(drift.output, quality.output))
+    def _day(context, inputs, capacity) -> dict:
+        return {"inputs": [event_day(context).isoformat()]}
+
+    # Scoring and the reports in the worker, or as pods when FLIGHTLINE_K8S_STEPS names them (a
+    # day without features or model, exit 3, skips as it does here).
+    scored = step_task("score_day", score_day, [], prepare=_day, settings=SETTINGS,
+                       skip_on_exit_code=3)
+    drift = step_task("drift_report", lambda: MonitoringReportOperator(
+        task_id="drift_report", report="drift", data=scored).output, [scored], report="drift",
+        settings=SETTINGS)
+    quality = step_task("quality_report", lambda: MonitoringReportOperator(
+        task_id="quality_report", report="quality", data=scored).output, [scored],
+        report="quality", settings=SETTINGS)
+    request_retrain(decide_retrain(drift, quality))
 
 
 flightline_monitoring()

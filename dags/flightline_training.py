@@ -36,6 +36,10 @@ Every task attempt is priced into the cost ledger (the trainers at the chosen ca
 rest as the local machine); each task's **Cost** button shows the run's ledger, and the run's
 note gains its cost and the saving against on-demand when it ends.
 
+With `FLIGHTLINE_K8S_STEPS` the trainers, packaging and the serving check run as pods of the
+task image (`flightline step ...`), a trainer on a node of the instance type, zone and capacity
+type the cost step chose; Horovod over several GPU nodes runs as an MPIJob.
+
 `flightline models list` / `flightline models show VERSION` read the registry;
 `make serve` serves the released Bento on localhost.
 """
@@ -47,8 +51,11 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, RETRAIN_ASSET, event_day
+from flightline_airflow.kubernetes import step_task
 
 from tasks.settings import Settings
+
+SETTINGS = Settings.from_env()  # environment only: which steps run as Kubernetes pods
 
 
 def _end_day(context):
@@ -138,14 +145,15 @@ def flightline_training():
         print(f"estimate ${estimate.usd:.4f} within the budget ${float(p['budget_usd']):.2f}: {estimate.parts}")
         return capacity.to_dict() | {"estimate": estimate.to_dict()}
 
-    def _train(family: str, split: dict, capacity: dict, context) -> dict | None:
+    def _trainer_setup(family: str, capacity: dict, context) -> dict:
+        """What a trainer's attempt runs with, in the worker and for its pod alike: skipped
+        unless its family is chosen; on demand after too many spot interruptions; priced in the
+        ledger at its capacity; the run key its checkpoints resume under; the notice it watches
+        on spot capacity."""
         from airflow.sdk.exceptions import AirflowSkipException
         from flightline_airflow.cost_ledger import use_capacity
 
-        from tasks.cost.interruption import Notice, notice_for
         from tasks.cost.ledger import read_ledger
-        from tasks.flows import training
-        from tasks.training.data import Split
 
         p, settings, ti = context["params"], Settings.from_env(), context["ti"]
         if p["model_family"] not in (family, "both"):
@@ -160,13 +168,23 @@ def flightline_training():
             print(f"attempt {ti.try_number}: {cap['reason']} at ${cap['hourly_usd']:.4f}/h")
         # This attempt is priced at its capacity (where the trainer's pod runs on a cluster).
         use_capacity(context, cap)
-        run_key = f"{context['dag_run'].run_id}-{family}"  # stable across retries: resume
-        notice = (notice_for(ti.try_number, run_key, settings, per_attempt=20 if family == "xgboost" else 1)
-                  if cap["capacity_type"] == "spot" else Notice())  # on-demand is not reclaimed
-        return training.train_candidate(
-            family, Split.from_dict(split), run_key=run_key, workers=int(p["horovod_workers"]),
-            gpu=p["gpu"], time_budget_minutes=float(p["budget_minutes"]), notice=notice,
-            settings=settings).to_dict()
+        options = {"run_key": f"{context['dag_run'].run_id}-{family}",  # stable across retries
+                   "workers": int(p["horovod_workers"]), "gpu": p["gpu"],
+                   "time_budget_minutes": float(p["budget_minutes"])}
+        if cap["capacity_type"] == "spot":  # on-demand capacity is not reclaimed
+            options["notice"] = {"attempt": ti.try_number,
+                                 "per_attempt": 20 if family == "xgboost" else 1}
+        return {"options": options, "capacity": cap}
+
+    def _train(family: str, split: dict, capacity: dict, context) -> dict | None:
+        from tasks.flows.steps import run_step
+
+        setup = _trainer_setup(family, capacity, context)
+        return run_step(f"training.train_{family.replace('-', '_')}", [split], Settings.from_env(),
+                        setup["options"])
+
+    def _prepare(family: str):
+        return lambda context, inputs, capacity: _trainer_setup(family, capacity, context)
 
     # A spot interruption is retried at once (the checkpoint resumes it), more than once.
     spot_retries = {"retries": 3, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": False}
@@ -232,8 +250,19 @@ def flightline_training():
 
     split = prepare_split()
     capacity = choose_capacity(split)
-    decision = decide_promotion(train_xgboost(split, capacity), train_torch_horovod(split, capacity))
-    check_and_release(package_champion(decision), decision)
+    # Each heavy step in the worker, or as a pod (an MPIJob for Horovod over several nodes) on
+    # the capacity the cost step chose, when FLIGHTLINE_K8S_STEPS names it.
+    xgb = step_task("train_xgboost", lambda: train_xgboost(split, capacity), [split],
+                    capacity=capacity, prepare=_prepare("xgboost"), gpu=True, settings=SETTINGS,
+                    **spot_retries)
+    torch = step_task("train_torch_horovod", lambda: train_torch_horovod(split, capacity), [split],
+                      capacity=capacity, prepare=_prepare("torch-horovod"), gpu=True,
+                      settings=SETTINGS, **spot_retries)
+    decision = decide_promotion(xgb, torch)
+    packaged = step_task("package_champion", lambda: package_champion(decision), [decision],
+                         settings=SETTINGS)
+    step_task("check_and_release", lambda: check_and_release(packaged, decision), [packaged],
+              settings=SETTINGS)
 
 
 flightline_training()

@@ -35,7 +35,7 @@ grep -vE '^(horovod|torch)==' requirements.txt > .venv/requirements-no-horovod.t
 
 if ! .venv/bin/horovodrun --check-build 2>/dev/null | grep -q '\[X\] PyTorch'; then
   echo "install: building $(pin horovod) against torch (several minutes; cached by pip afterwards)"
-  CXX="$ROOT/infra/cxx17.sh" \
+  CXX="$ROOT/infra/cxx17.sh" CMAKE_POLICY_VERSION_MINIMUM=3.5 \
   HOROVOD_WITH_PYTORCH=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
   HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 \
     "${PIP[@]}" install -q --no-build-isolation "$(pin horovod)"

@@ -240,7 +240,7 @@ class LiveAirflow:
             except ApiError as exc:
                 if exc.status != 503 or attempt == attempts - 1:
                     raise
-                time.sleep(2 + attempt)
+                time.sleep(min(2 + attempt, 10))
         raise AssertionError("unreachable")
 
     def wait_runs(self, dag_id: str, run_ids: list[str], timeout: float = 900) -> list[dict]:

@@ -306,6 +306,53 @@ def _run_cost(args: argparse.Namespace, settings: Settings):
     return cost_report(args.first, args.last, settings, Path(args.out) if args.out else None)
 
 
+def _args_step(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the step, as flow.step (tasks.settings.POD_STEPS): "
+                                "daily.build_features, training.train_xgboost, ...")
+    p.add_argument("--input", action="append", default=[], metavar="JSON",
+                   help="the result of a step before, as JSON (repeat per input; @FILE reads a file)")
+    p.add_argument("--options", default="{}", metavar="JSON",
+                   help="the step's keyword options as a JSON object (@FILE reads a file)")
+    p.add_argument("--result-file", default=None, metavar="PATH",
+                   help="also write the result here (a pod's XCom: /airflow/xcom/return.json)")
+
+
+def _json_arg(text: str, what: str):
+    if text.startswith("@"):
+        with open(text[1:]) as f:
+            text = f.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} is not JSON: {exc}") from None
+
+
+@command("step", "run one heavy step on the results of the steps before (what a Kubernetes "
+                 "pod runs)")(_args_step)
+def _run_step(args: argparse.Namespace, settings: Settings):
+    import os
+
+    from tasks.flows.steps import run_step
+
+    inputs = [_json_arg(t, f"--input {i + 1}") for i, t in enumerate(args.input)]
+    options = _json_arg(args.options, "--options")
+    if not isinstance(options, dict):
+        raise ValueError("--options must be a JSON object")
+    result = run_step(args.name, inputs, settings, options)
+    if args.result_file and args.result_file.startswith("s3://"):
+        from tasks.storage import Store
+
+        Store(settings).write_text(args.result_file, json.dumps(result, default=_jsonable))
+    elif args.result_file:  # atomically: the XCom sidecar must never read half a file
+        folder = os.path.dirname(os.path.abspath(args.result_file))
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{args.result_file}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f, default=_jsonable)
+        os.replace(tmp, args.result_file)
+    return result
+
+
 # ------------------------------------------------------------------------------ entry point
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flightline", description=__doc__.splitlines()[0])
@@ -330,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # bad input, named by the step
         print(f"flightline {args.command}: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        from tasks.cost.interruption import INTERRUPTED_EXIT, SpotInterrupted
+
+        if not isinstance(exc, SpotInterrupted):
+            raise
+        print(f"flightline {args.command}: spot interruption: {exc}", file=sys.stderr)
+        return INTERRUPTED_EXIT  # a pod's exit code: the operator retries it as interrupted
     print(json.dumps(result, default=_jsonable, indent=2))
     return 0
 

@@ -20,6 +20,20 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ZONES = ("landing", "raw", "features", "quarantine", "models", "predictions", "reports", "costs")
 
 
+#: The heavy steps that can run as Kubernetes pods, by task id, and the flow step each runs
+#: (``flightline step NAME``; :mod:`tasks.flows.steps`).
+POD_STEPS = {
+    "build_features": "daily.build_features",
+    "train_xgboost": "training.train_xgboost",
+    "train_torch_horovod": "training.train_torch_horovod",
+    "package_champion": "serving.package_champion",
+    "check_and_release": "serving.check_and_release",
+    "score_day": "monitoring.score_day",
+    "drift_report": "monitoring.drift_report",
+    "quality_report": "monitoring.quality_report",
+}
+
+
 class SettingsError(ValueError):
     """A setting has a value Flightline cannot use; the message names the variable."""
 
@@ -94,6 +108,9 @@ class Settings:
     cost_instance_types: str = "g4dn.xlarge,g4dn.2xlarge,g5.xlarge,g5.2xlarge,g6.xlarge,p3.2xlarge"
     cost_zones: str = "us-east-1a,us-east-1b,us-east-1c,us-east-1d,us-east-1f"
     cost_lookback_days: int = 7
+    #: Where spot prices come from: ``auto`` (live with AWS credentials or an endpoint, else the
+    #: dated snapshot), ``live`` or ``snapshot``.
+    cost_price_source: str = "auto"
     cost_job_gpus: int = 1
     cost_job_gpu_memory_gib: int = 16
     cost_job_vcpus: int = 4
@@ -106,6 +123,35 @@ class Settings:
     spot_max_interruptions: int = 2
     spot_notice_dir: str = ""
     spot_simulate_interruptions: int = 0
+    #: Kubernetes (:mod:`flightline_airflow.kubernetes`): the heavy steps that run as pods in
+    #: the task image instead of in the Airflow worker: task ids from :data:`POD_STEPS`,
+    #: comma-separated, or ``all``; empty runs every step locally (the default).
+    k8s_steps: str = ""
+    k8s_namespace: str = "flightline"
+    #: Task image (CPU steps) and the CUDA image with Horovod built with NCCL (GPU trainers).
+    k8s_image: str = "ghcr.io/flightline/flightline:0.11.0"
+    k8s_gpu_image: str = "ghcr.io/flightline/flightline-gpu:0.11.0"
+    k8s_image_pull_policy: str = "IfNotPresent"
+    k8s_service_account: str = "flightline-steps"
+    #: Kubernetes Secret whose keys become the pod's environment (AWS credentials, endpoints):
+    #: referenced by name, never copied into a spec.
+    k8s_env_secret: str = "flightline-env"
+    #: The data root inside pods: a PersistentVolumeClaim (ReadWriteMany, e.g. EFS) mounted at
+    #: ``k8s_data_mount`` on the step pods and Spark executors; empty: ``data_root`` must be
+    #: ``s3://`` (every step but Spark reads S3 directly).
+    k8s_data_pvc: str = "flightline-data"
+    k8s_data_mount: str = "/opt/flightline/data"
+    #: Longest a step pod may run (``activeDeadlineSeconds``).
+    k8s_deadline_s: int = 6 * 3600
+    #: Spark executors (pods) of the features step on Kubernetes; 0 runs Spark inside the step's
+    #: own pod (``local[N]``).
+    k8s_spark_executors: int = 2
+    #: Nodes of a Horovod training on Kubernetes: more than 1 runs it as an MPIJob (Kubeflow MPI
+    #: operator), one rank per GPU across nodes; 1 is one pod as today.
+    horovod_nodes: int = 1
+    #: A hostfile for horovodrun (``host slots=N`` lines, as the MPI operator mounts one): set,
+    #: the Horovod ranks spread over those hosts; empty, they run on this machine.
+    horovod_hostfile: str = ""
     #: Zone folder names under the data root.
     layout: Layout = field(default_factory=Layout)
 
@@ -120,7 +166,7 @@ class Settings:
                 continue
             var = f"FLIGHTLINE_{f.name.upper()}"
             raw = env.get(var)
-            if raw is None or raw == "":
+            if raw is None or (raw == "" and f.name not in EMPTY_OK):
                 continue
             if f.name == "replay_year":
                 values[f.name] = _parse_replay_year(var, raw)
@@ -182,10 +228,30 @@ class Settings:
         if self.prediction_log not in ("on", "off"):
             raise SettingsError(
                 f"FLIGHTLINE_PREDICTION_LOG={self.prediction_log!r}: expected on or off")
+        unknown = [s for s in self.pod_steps if s not in POD_STEPS]
+        if unknown:
+            raise SettingsError(f"FLIGHTLINE_K8S_STEPS={self.k8s_steps!r}: {', '.join(unknown)} "
+                                f"cannot run as a pod; the steps that can: {', '.join(POD_STEPS)} "
+                                "(or 'all')")
+        if self.cost_price_source not in ("auto", "live", "snapshot"):
+            raise SettingsError(f"FLIGHTLINE_COST_PRICE_SOURCE={self.cost_price_source!r}: "
+                                "expected auto, live or snapshot")
+        if self.k8s_image_pull_policy not in ("Always", "IfNotPresent", "Never"):
+            raise SettingsError(f"FLIGHTLINE_K8S_IMAGE_PULL_POLICY={self.k8s_image_pull_policy!r}: "
+                                "expected Always, IfNotPresent or Never")
+        if self.pod_steps and not self.k8s_data_pvc and not self.is_s3:
+            raise SettingsError("FLIGHTLINE_K8S_DATA_PVC is empty and FLIGHTLINE_DATA_ROOT is not "
+                                "s3://: pods would not see the data; set one of them")
         if len(self.schedule.split()) != 5 and not self.schedule.startswith("@"):
             raise SettingsError(f"FLIGHTLINE_SCHEDULE={self.schedule!r}: expected a 5-field cron")
 
     # ---------------------------------------------------------------- derived values
+    @property
+    def pod_steps(self) -> tuple[str, ...]:
+        """The task ids that run as Kubernetes pods (``k8s_steps`` parsed; ``all`` expanded)."""
+        names = [s.strip() for s in self.k8s_steps.split(",") if s.strip()]
+        return tuple(POD_STEPS) if names == ["all"] else tuple(names)
+
     @property
     def is_s3(self) -> bool:
         return self.data_root.startswith("s3://")
@@ -244,8 +310,11 @@ def _parse_price(var: str, raw: str) -> float:
     return value
 
 
+#: Text settings for which an empty value is meaningful ("none") and not the default.
+EMPTY_OK = {"k8s_data_pvc", "k8s_env_secret"}
+
 #: Whole-number settings for which 0 is meaningful ("none").
-ZERO_OK = {"spot_simulate_interruptions"}
+ZERO_OK = {"spot_simulate_interruptions", "k8s_spark_executors"}
 
 
 def _parse_positive_int(var: str, raw: str, minimum: int = 1) -> int:

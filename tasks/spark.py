@@ -54,9 +54,52 @@ def spark_session(settings: Settings, app_name: str = "flightline"):
     )
     if settings.spark_master.startswith("spark://"):
         builder = builder.config("spark.executor.memory", "1g").config("spark.cores.max", "2")
+    for key, value in kubernetes_conf(settings).items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def kubernetes_conf(settings: Settings, env: dict | None = None) -> dict[str, str]:
+    """Spark's Kubernetes mode, client deploy mode from the step's pod: that pod is the driver and
+    ``k8s_spark_executors`` executor pods run the task image with the data volume mounted where
+    the driver has it. The pod's own IP and name arrive through the downward API
+    (``FLIGHTLINE_POD_IP``, ``FLIGHTLINE_POD_NAME``): executors connect back to the IP, and are
+    owned by the driver pod so they go when it goes. Empty unless the master is ``k8s://``."""
+    if not settings.spark_master.startswith("k8s://"):
+        return {}
+    env = os.environ if env is None else env
+    conf = {
+        "spark.submit.deployMode": "client",
+        "spark.kubernetes.namespace": settings.k8s_namespace,
+        "spark.kubernetes.container.image": settings.k8s_image,
+        "spark.kubernetes.container.image.pullPolicy": settings.k8s_image_pull_policy,
+        "spark.kubernetes.authenticate.driver.serviceAccountName": settings.k8s_service_account,
+        "spark.executor.instances": str(max(1, settings.k8s_spark_executors)),
+        "spark.executor.memory": "2g",
+        "spark.executor.cores": "1",
+        "spark.kubernetes.executor.request.cores": "1",
+        "spark.kubernetes.executor.label.app.kubernetes.io/part-of": "flightline",
+        "spark.driver.bindAddress": "0.0.0.0",
+        "spark.driver.port": "7078",
+        "spark.blockManager.port": "7079",
+    }
+    if env.get("FLIGHTLINE_POD_IP"):
+        conf["spark.driver.host"] = env["FLIGHTLINE_POD_IP"]
+    if env.get("FLIGHTLINE_POD_NAME"):
+        conf["spark.kubernetes.driver.pod.name"] = env["FLIGHTLINE_POD_NAME"]
+    if settings.k8s_env_secret:  # the same environment as the driver, by reference
+        conf["spark.kubernetes.executor.secretKeyRef.AWS_ACCESS_KEY_ID"] = \
+            f"{settings.k8s_env_secret}:AWS_ACCESS_KEY_ID"
+        conf["spark.kubernetes.executor.secretKeyRef.AWS_SECRET_ACCESS_KEY"] = \
+            f"{settings.k8s_env_secret}:AWS_SECRET_ACCESS_KEY"
+    if settings.k8s_data_pvc:
+        vol = "spark.kubernetes.executor.volumes.persistentVolumeClaim.data"
+        conf[f"{vol}.options.claimName"] = settings.k8s_data_pvc
+        conf[f"{vol}.mount.path"] = settings.k8s_data_mount
+        conf[f"{vol}.mount.readOnly"] = "false"
+    return conf
 
 
 def _schema(columns):

@@ -135,7 +135,11 @@ def _parse_points(raw: list[dict], where: str) -> list[tuple[str, str, datetime,
 
 
 def has_credentials(settings: Settings) -> bool:
-    """Whether live prices can be asked for: an explicit endpoint, or AWS credentials."""
+    """Whether live prices are asked for: ``cost_price_source`` says so (``live``), or, with
+    ``auto``, an explicit endpoint or AWS credentials are there (``snapshot`` never asks: e.g.
+    storage credentials that are not AWS's, as in docker-compose.yaml)."""
+    if settings.cost_price_source != "auto":
+        return settings.cost_price_source == "live"
     if settings.ec2_endpoint_url:
         return True
     import boto3

@@ -96,7 +96,11 @@ def train_candidate(family: str, split: Split, *, run_key: str, settings: Settin
     on_gpu = hardware.use_gpu(gpu)
     started = time.perf_counter()
     train_df, valid_df, test_df = frames(split, settings)
-    with tempfile.TemporaryDirectory(prefix=f"flightline-train-{family}-") as tmp:
+    scratch = None
+    if settings.horovod_hostfile and not settings.is_s3:  # ranks on other nodes read the arrays
+        scratch = Path(settings.root) / ".scratch"
+        scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"flightline-train-{family}-", dir=scratch) as tmp:
         work = Path(tmp)
         options = FitOptions(
             gpu=on_gpu, time_budget_s=time_budget_minutes * 60, workers=workers, workdir=work,

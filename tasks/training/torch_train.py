@@ -48,9 +48,14 @@ def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, settings: S
            "settings": settings.to_env(), "notice": notice.to_dict() if notice else None}
     (workdir / "config.json").write_text(json.dumps(cfg, indent=1))
     cmd = [sys.executable, "-m", "tasks.training.hvd_train", "--config", str(workdir / "config.json")]
-    if workers > 1:
+    if workers > 1 or settings.horovod_hostfile:
         horovodrun = shutil.which("horovodrun", path=str(Path(sys.executable).parent)) or "horovodrun"
-        cmd = [horovodrun, "-np", str(workers), "-H", f"localhost:{workers}", "--gloo", *cmd]
+        # On one machine the ranks are local processes; with a hostfile (an MPIJob's launcher:
+        # "host slots=N" per worker pod) they spread over those hosts, one rank per GPU, and
+        # ``workdir`` must be on the shared data volume so that every rank reads the arrays.
+        hosts = (["--hostfile", settings.horovod_hostfile] if settings.horovod_hostfile
+                 else ["-H", f"localhost:{workers}"])
+        cmd = [horovodrun, "-np", str(workers), *hosts, "--gloo", *cmd]
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads_per_worker"]))
     t = time.perf_counter()
     with open(workdir / "train.log", "a") as log:
