@@ -12,4 +12,10 @@ benchmarks and tests.
   (``flightline_training``);
 - :mod:`tasks.flows.serving`: package the champion as a Bento, check it on a live server,
   release it (the last two tasks of ``flightline_training``).
+- :mod:`tasks.flows.monitoring`: score a day, its drift and quality reports, the retrain
+  decision and request (``flightline_monitoring``);
+- :mod:`tasks.flows.cost`: the spot step and the budget (``choose_capacity``).
+
+:mod:`tasks.flows.steps` runs one heavy step by name on the results of the steps before: the
+worker's task and a Kubernetes pod (``flightline step``) call the same function.
 """
