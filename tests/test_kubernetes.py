@@ -374,25 +374,39 @@ def test_dockerfiles_are_lint_clean():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_images_install_only_pinned_versions():
+def requirement_pins() -> dict[str, str]:
     pins = {}
     for f in (ROOT / "requirements.txt", ROOT / "infra" / "requirements-images.txt"):
         for line in f.read_text().splitlines():
             m = re.match(r"^([A-Za-z0-9_.\[\]-]+)==(\S+)", line)
             if m:
                 pins[m.group(1).split("[")[0].lower()] = m.group(2)
+    return pins
+
+
+def unpinned_installs(dockerfile: str, pins: dict[str, str]) -> list[str]:
+    """Every ``pip install`` that takes anything but pinned requirement files (or the project,
+    ``.``, whose dependencies are those pins), and every ``pin NAME`` no requirements file pins."""
+    text = dockerfile.replace("\\\n", " ")
+    bad = []
+    for cmd in re.findall(r"pip install ([^&\n]*)", text):
+        rest = re.sub(r'-r\s+("\$\(pin [\w.-]+\)"|/tmp/requirements-no-horovod\.txt)', "", cmd)
+        if [w for w in rest.split() if not w.startswith(("-", "https://"))] not in ([], ["."]):
+            bad.append(cmd.strip())
+    bad += [f"pin {n}" for n in re.findall(r"\$\(pin ([\w.-]+)\)", text) if n.lower() not in pins]
+    return bad
+
+
+def test_images_install_only_pinned_versions():
+    pins = requirement_pins()
     for f in sorted((ROOT / "infra").glob("Dockerfile*")):
-        text = f.read_text().replace("\\\n", " ")
+        text = f.read_text()
         base = re.search(r"^FROM apache/airflow:(\S+)-python3\.11", text, re.M)
         assert base and base.group(1) == pins["apache-airflow"], f"{f.name}: base image"
-        for cmd in re.findall(r"pip install ([^&\n]*)", text):
-            # what is left once requirement files, pins and index URLs are taken out: nothing,
-            # or the project itself (".", whose dependencies are all pinned above)
-            rest = re.sub(r'-r\s+("\$\(pin [\w.-]+\)"|/tmp/requirements-no-horovod\.txt)', "", cmd)
-            words = [w for w in rest.split() if not w.startswith(("-", "https://"))]
-            assert words in ([], ["."]), f"{f.name}: unpinned install {cmd!r}"
-        for name in re.findall(r'\$\(pin ([\w.-]+)\)', text):
-            assert name.lower() in pins, f"{f.name}: pin {name} is in no requirements file"
+        assert unpinned_installs(text, pins) == [], f.name
+    # the check can fail
+    assert unpinned_installs("RUN pip install --no-cache-dir requests", pins)
+    assert unpinned_installs('RUN pip install -r "$(pin leftpad)"', pins) == ["pin leftpad"]
 
 
 # ------------------------------------------------------------------------------ secrets
@@ -548,3 +562,64 @@ def test_a_step_through_the_pod_path_writes_the_same_partition_as_the_local_path
         frames = [_rows(root / part) for root in (pod_root, local_root)]
         assert len(frames[0]) > 0, part
         pd.testing.assert_frame_equal(frames[0], frames[1], obj=part)
+
+
+# ------------------------------------------------------------------------------ the operator's own logic
+def _remote_pod(exit_code: int):
+    from kubernetes.client import models as k8s
+
+    return k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="p", namespace="flightline"), status=k8s.V1PodStatus(
+        phase="Failed", container_statuses=[k8s.V1ContainerStatus(
+            name="base", image="i", image_id="", ready=False, restart_count=0,
+            state=k8s.V1ContainerState(terminated=k8s.V1ContainerStateTerminated(exit_code=exit_code)))]))
+
+
+def test_a_pod_stopped_by_a_spot_notice_fails_its_task_as_interrupted(monkeypatch):
+    """Exit 75 (the CLI's answer to a spot notice) becomes SpotInterrupted, which the cost ledger
+    records as an interruption and the retry resumes; any other failure stays a failure."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    from tasks.cost.interruption import SpotInterrupted
+
+    op = pod_tasks(load_dags(monkeypatch, FLIGHTLINE_K8S_STEPS="train_xgboost"))[
+        ("flightline_training", "train_xgboost")]
+
+    def failed(self, pod, remote_pod, xcom_result=None, context=None):
+        raise RuntimeError(f"Pod {pod.metadata.name} returned a failure.")
+
+    monkeypatch.setattr(KubernetesPodOperator, "cleanup", failed)  # the provider's verdict
+    with pytest.raises(SpotInterrupted, match="spot interruption notice"):
+        op.cleanup(_remote_pod(75), _remote_pod(75))
+    with pytest.raises(RuntimeError, match="returned a failure"):
+        op.cleanup(_remote_pod(1), _remote_pod(1))
+
+
+def test_the_pod_operator_prepares_places_and_skips_on_an_empty_result(monkeypatch):
+    """What runs in the worker around the pod: prepare (the trainers' options and spot
+    fallback), the placement from its capacity, a null result skipping the task."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    op = pod_tasks(load_dags(monkeypatch, FLIGHTLINE_K8S_STEPS="train_xgboost"))[
+        ("flightline_training", "train_xgboost")]
+    seen = {}
+
+    def pod_ran(self, context):  # the provider's part: create the pod, wait, read its XCom
+        seen["pod"] = sanitize(self.build_pod_request_obj(context, dry_run=True))
+        return seen.get("result")
+
+    monkeypatch.setattr(KubernetesPodOperator, "execute", pod_ran)
+    on_demand = {**CAPACITY, "capacity_type": "on-demand", "zone": None}
+    op.prepare = lambda context, inputs, capacity: {
+        "options": {"run_key": "r-xgboost", "gpu": "auto", "workers": 1}, "capacity": on_demand}
+    op.step_inputs, op.capacity = SAMPLE_INPUTS["train_xgboost"], CAPACITY
+    seen["result"] = {"version": "v0002"}
+    assert op.execute({}) == {"version": "v0002"}
+    main = seen["pod"]["spec"]["containers"][0]
+    assert json.loads(main["args"][main["args"].index("--options") + 1])["run_key"] == "r-xgboost"
+    req = seen["pod"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]
+    assert {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]} in req
+    seen["result"] = None
+    with pytest.raises(AirflowSkipException, match="nothing to do"):
+        op.execute({})
