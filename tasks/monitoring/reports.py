@@ -19,6 +19,7 @@ import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, NUMERIC_FEATURES
@@ -101,53 +102,76 @@ def _dataset(df, with_label: bool):
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
-def _publish(day: date, name: str, snapshot, payload: dict, settings: Settings) -> tuple[str, str]:
+def _publish(day: date, name: str, snapshot, payload: dict, settings: Settings, *,
+             evidently: dict | None = None) -> tuple[str, str]:
     """Write ``<name>.html`` (Evidently's page) and ``<name>.json`` (our figures and Evidently's
-    own metrics) into the day's report folder; each object is written atomically."""
+    own metrics: ``evidently``, else the snapshot's) into the day's report folder; each object
+    is written atomically."""
     store = Store(settings)
     base = report_dir(day, settings)
     with tempfile.TemporaryDirectory(prefix="flightline-report-") as tmp:
         html = Path(tmp) / f"{name}.html"
         snapshot.save_html(str(html))
         store.upload_file(html, join(base, f"{name}.html"))
-    body = {**payload, "evidently": snapshot.dict()}
+    body = {**payload, "evidently": evidently if evidently is not None else snapshot.dict()}
     store.write_text(join(base, f"{name}.json"), json.dumps(body, indent=1, default=str))
     return join(base, f"{name}.html"), join(base, f"{name}.json")
 
 
-def _drifted(method: str, score: float, threshold: float) -> bool:
-    """Evidently's rule: a p-value below the threshold, or a distance at or above it."""
-    return score < threshold if "p_value" in method.lower() else score >= threshold
+@cache
+def _drift_table_preset():
+    """Evidently's data drift page computed once per column.
+
+    ``DataDriftPreset`` computes every column's drift three times (its dataset-drift count, one
+    ``ValueDrift`` per column, and the table it renders) and draws each column twice: at 100k
+    rows 13 s against 1.1 s for the same tests in scipy. This preset keeps only the table (each
+    column's test, score, threshold and verdict, with its distribution plots), whose drift
+    entries are the same figures (checked to 5e-7): about half the time.
+    """
+    from evidently.legacy.metrics import DataDriftTable
+    from evidently.presets import DataDriftPreset
+
+    class DriftTablePreset(DataDriftPreset):
+        def generate_metrics(self, context):
+            return []
+
+        def table(self) -> DataDriftTable:
+            return DataDriftTable(columns=self.columns)
+
+        def render(self, context, child_widgets=None):
+            return context.get_legacy_metric(self.table(), None, None)[1]
+
+    return DriftTablePreset
 
 
 def _drift(cur, ref, settings: Settings):
     """Evidently's drift of ``cur`` against ``ref``: (snapshot, per-feature entries, prediction
-    drift, share of tested features drifted, drifted features)."""
+    drift, share of tested features drifted, drifted features, Evidently's table as a dict)."""
     from evidently import Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
 
     # A column with no value on one side (a calm day has no wind gusts at all) cannot be tested;
     # it is reported as such and left out of the drift share.
     tested = [c for c in MODEL_FEATURES if cur[c].notna().any() and ref[c].notna().any()]
-    preset = DataDriftPreset(columns=tested, drift_share=settings.retrain_drift_share)  # the page's
-    snapshot = Report([preset, ValueDrift(column=PREDICTION)]).run(  # verdict = the policy's
-        current_data=_dataset(cur, False), reference_data=_dataset(ref, False))
+    preset = _drift_table_preset()(columns=[*tested, PREDICTION])
+    snapshot = Report([preset]).run(current_data=_dataset(cur, False), reference_data=_dataset(ref, False))
+    table = snapshot._context.get_legacy_metric(preset.table(), None, None)[0]  # computed: cached
     features: dict = {c: {"method": "not tested: no values", "score": None, "threshold": None,
                           "drifted": False} for c in MODEL_FEATURES if c not in tested}
     prediction: dict = {}
-    for m in snapshot.dict()["metrics"]:
-        cfg = m.get("config", {})
-        if cfg.get("type", "").endswith(":ValueDrift"):
-            score, threshold = float(m["value"]), float(cfg["threshold"])
-            entry = {"method": cfg["method"], "score": round(score, 6), "threshold": threshold,
-                     "drifted": _drifted(cfg["method"], score, threshold)}
-            if cfg["column"] == PREDICTION:
-                prediction = entry
-            else:
-                features[cfg["column"]] = entry
+    columns = {}
+    for column, m in table.drift_by_columns.items():
+        entry = {"method": m.stattest_name, "score": round(float(m.drift_score), 6),
+                 "threshold": float(m.stattest_threshold), "drifted": bool(m.drift_detected)}
+        columns[column] = {**entry, "column_type": m.column_type}
+        if column == PREDICTION:
+            prediction = entry
+        else:
+            features[column] = entry
     drifted = sorted(c for c, e in features.items() if e["drifted"])
-    return snapshot, features, prediction, round(len(drifted) / len(tested), 4), drifted
+    evidently = {"metrics": [{"metric": "DataDriftTable", "columns": columns,
+                              "number_of_columns": table.number_of_columns,
+                              "number_of_drifted_columns": table.number_of_drifted_columns}]}
+    return snapshot, features, prediction, round(len(drifted) / len(tested), 4), drifted, evidently
 
 
 def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftResult:
@@ -160,21 +184,23 @@ def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftRe
     day = date.fromisoformat(scored.day)
     cur = read_scored(day, settings) if current is None else current
     ref = read_reference(scored.version, settings)
-    snapshot, features, prediction, share, drifted = _drift(cur, ref, settings)
+    snapshot, features, prediction, share, drifted, evidently = _drift(cur, ref, settings)
     served: dict = {}
     if scored.served_rows >= SERVED_MIN_ROWS:
         rows = served_frame(day, settings)
-        s_snap, s_features, s_prediction, s_share, s_drifted = _drift(rows, ref, settings)
+        s_snap, s_features, s_prediction, s_share, s_drifted, s_evidently = _drift(rows, ref, settings)
         served = {**scored.served, "drift_share": s_share, "drifted": s_drifted,
                   "prediction_drift": s_prediction, "features": s_features}
-        served["html"], served["json"] = _publish(day, "drift_served", s_snap, served, settings)
+        served["html"], served["json"] = _publish(day, "drift_served", s_snap, served, settings,
+                                                  evidently=s_evidently)
     elif scored.served_rows:
         served = {**scored.served, "drift_share": None,
                   "note": f"{scored.served_rows} served rows: fewer than {SERVED_MIN_ROWS}, no drift report"}
     result = DriftResult(day=scored.day, version=scored.version, rows=len(cur),
                          reference_rows=len(ref), drift_share=share, drifted=drifted,
                          prediction_drift=prediction, features=features, served=served)
-    result.html, result.json = _publish(day, "drift", snapshot, result.to_dict(), settings)
+    result.html, result.json = _publish(day, "drift", snapshot, result.to_dict(), settings,
+                                        evidently=evidently)
     return result
 
 
