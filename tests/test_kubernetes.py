@@ -125,6 +125,7 @@ def test_every_pod_spec_the_dags_submit_is_valid_kubernetes(monkeypatch):
         env = {e["name"]: e.get("value") for e in main["env"]}
         assert env["FLIGHTLINE_DATA_ROOT"] == "/opt/flightline/data", where
         assert env["FLIGHTLINE_K8S_STEPS"] == "", where  # inside, the step runs where it is
+        assert env["FLIGHTLINE_CODE_VERSION"].startswith("image ghcr.io/flightline/"), where
         assert main["resources"]["requests"]["memory"] == main["resources"]["limits"]["memory"], where
         if task_id.startswith("train_"):
             gpus = "2" if task_id == "train_torch_horovod" else "1"  # one Horovod rank per GPU

@@ -55,6 +55,9 @@ def pod_settings_env(task_id: str, settings) -> dict[str, str]:
     env["FLIGHTLINE_BENTOML_HOME"] = "/tmp/bentoml"  # per pod; Bentos travel as archives
     env["FLIGHTLINE_K8S_STEPS"] = ""  # inside the pod the step runs where it is
     env["FLIGHTLINE_HOROVOD_HOSTFILE"] = ""
+    if not settings.code_version:  # no git checkout in the image: the image is the code
+        image = settings.k8s_gpu_image if task_id in GPU_STEPS else settings.k8s_image
+        env["FLIGHTLINE_CODE_VERSION"] = f"image {image}"
     if task_id in SPARK_STEPS:
         env["FLIGHTLINE_SPARK_MASTER"] = (IN_CLUSTER_K8S if settings.k8s_spark_executors
                                           else f"local[{RESOURCES[task_id]['cpu']}]")
