@@ -152,6 +152,9 @@ class Settings:
     #: A hostfile for horovodrun (``host slots=N`` lines, as the MPI operator mounts one): set,
     #: the Horovod ranks spread over those hosts; empty, they run on this machine.
     horovod_hostfile: str = ""
+    #: The port of the SSH servers horovodrun reaches other hosts on (an MPIJob's workers run
+    #: sshd as the image's non-root user, so not 22).
+    horovod_ssh_port: int = 2222
     #: Zone folder names under the data root.
     layout: Layout = field(default_factory=Layout)
 

@@ -211,6 +211,9 @@ def test_horovod_over_several_gpu_nodes_is_an_mpijob(monkeypatch):
     assert {"name": "FLIGHTLINE_HOROVOD_HOSTFILE", "value": "/etc/mpi/hostfile"} in lc["env"]
     wc = worker["template"]["spec"]["containers"][0]
     assert wc["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert wc["command"] == ["/usr/sbin/sshd"]  # horovodrun reaches the workers over SSH
+    assert wc["ports"][0]["containerPort"] == 2222
+    assert "sshd_config" in (ROOT / "infra" / "Dockerfile.gpu").read_text()
     # Each replica's pod template is a valid Kubernetes pod template.
     for name, rep in spec["mpiReplicaSpecs"].items():
         validate({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name.lower()},
@@ -236,7 +239,7 @@ def test_horovodrun_spreads_ranks_over_the_hostfile(history, tmp_path, monkeypat
     with pytest.raises(RuntimeError, match="stop here"):
         tt.train(train_df, valid_df, workdir=tmp_path / "w", checkpoint_uri=str(tmp_path / "ck"),
                  settings=s, workers=8)
-    assert seen["cmd"][1:6] == ["-np", "8", "--hostfile", "/etc/mpi/hostfile", "--gloo"]
+    assert seen["cmd"][1:8] == ["-np", "8", "--hostfile", "/etc/mpi/hostfile", "--ssh-port", "2222", "--gloo"]
     seen.clear()
     with pytest.raises(RuntimeError, match="stop here"):  # one machine: local ranks
         tt.train(train_df, valid_df, workdir=tmp_path / "w2", checkpoint_uri=str(tmp_path / "ck2"),

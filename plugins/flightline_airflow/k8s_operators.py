@@ -137,6 +137,7 @@ class MonitoringReportPodOperator(StepPodOperator):
 
 # ------------------------------------------------------------------------------ MPIJob
 MPI_GROUP, MPI_VERSION, MPI_PLURAL = "kubeflow.org", "v2beta1", "mpijobs"
+SSHD_CONFIG = "/home/airflow/.sshd/sshd_config"  # written by infra/Dockerfile.gpu
 
 
 def mpijob_manifest(name: str, settings, *, inputs: list, options: dict, capacity: dict | None,
@@ -194,6 +195,9 @@ def mpijob_manifest(name: str, settings, *, inputs: list, options: dict, capacit
             "containers": [{
                 "name": "worker", "image": settings.k8s_gpu_image,
                 "imagePullPolicy": settings.k8s_image_pull_policy,
+                # an SSH server as the image's user (infra/Dockerfile.gpu), keys from the operator
+                "command": ["/usr/sbin/sshd"], "args": ["-De", "-f", SSHD_CONFIG],
+                "ports": [{"name": "ssh", "containerPort": settings.horovod_ssh_port}],
                 "env": env, "envFrom": env_from, "volumeMounts": mounts, "securityContext": security,
                 "resources": api.sanitize_for_serialization(kube.resources("train_torch_horovod", True, gpus_per_node)),
             }]}},

@@ -53,8 +53,8 @@ def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, settings: S
         # On one machine the ranks are local processes; with a hostfile (an MPIJob's launcher:
         # "host slots=N" per worker pod) they spread over those hosts, one rank per GPU, and
         # ``workdir`` must be on the shared data volume so that every rank reads the arrays.
-        hosts = (["--hostfile", settings.horovod_hostfile] if settings.horovod_hostfile
-                 else ["-H", f"localhost:{workers}"])
+        hosts = (["--hostfile", settings.horovod_hostfile, "--ssh-port", str(settings.horovod_ssh_port)]
+                 if settings.horovod_hostfile else ["-H", f"localhost:{workers}"])
         cmd = [horovodrun, "-np", str(workers), *hosts, "--gloo", *cmd]
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads_per_worker"]))
     t = time.perf_counter()
