@@ -30,6 +30,16 @@ def _spot_interrupted(message: str) -> Exception:
     return SpotInterrupted(message)
 
 
+def _prepared(op, context) -> tuple[dict, Any]:
+    """Run the operator's ``prepare`` in the worker: the step's options and capacity (and its
+    inputs, when ``prepare`` computes them); none: no options, the capacity as given."""
+    if op.prepare is None:
+        return {}, op.capacity
+    prepared = op.prepare(context, list(op.step_inputs), op.capacity) or {}
+    op.step_inputs = prepared.get("inputs", op.step_inputs)
+    return prepared.get("options", {}), prepared.get("capacity", op.capacity)
+
+
 class StepPodOperator(KubernetesPodOperator):
     """One heavy step as a pod: ``flightline step <flow.step> --input ... --options ...``.
 
@@ -75,12 +85,7 @@ class StepPodOperator(KubernetesPodOperator):
         return super().build_pod_request_obj(context, dry_run=dry_run)
 
     def execute(self, context):
-        options, capacity = {}, self.capacity
-        if self.prepare is not None:
-            prepared = self.prepare(context, list(self.step_inputs), self.capacity) or {}
-            options = prepared.get("options", {})
-            capacity = prepared.get("capacity", capacity)
-            self.step_inputs = prepared.get("inputs", self.step_inputs)
+        options, capacity = _prepared(self, context)
         self.step_options = options
         self._place(options, capacity)
         result = super().execute(context)
@@ -246,12 +251,7 @@ class HorovodMPIJobOperator(BaseOperator):
     def execute(self, context):
         from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
-        options, capacity = {}, self.capacity
-        if self.prepare is not None:
-            prepared = self.prepare(context, list(self.step_inputs), self.capacity) or {}
-            options = prepared.get("options", {})
-            capacity = prepared.get("capacity", capacity)
-            self.step_inputs = prepared.get("inputs", self.step_inputs)
+        options, capacity = _prepared(self, context)
         ti = context["ti"]
         name = f"hvd-{ti.run_id}-{ti.try_number}".lower()
         name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)[:50].strip("-")
