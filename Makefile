@@ -28,6 +28,7 @@ test-fast: airflow-init  ## the suite without tests marked slow
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check --select AIR3 --preview dags plugins
+	$(VENV)/bin/hadolint --config .hadolint.yaml infra/Dockerfile infra/Dockerfile.gpu
 
 bench: airflow-init  ## run every benchmark under bench/
 	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
