@@ -68,10 +68,13 @@ print(json.dumps({"loaded": loaded, "already": already, "calls": calls}))
 """
 
 
+@pytest.mark.parametrize("pods", ["", "all"], ids=["local-steps", "pod-steps"])
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_parse_time_imports_nothing_heavy_and_looks_nothing_up(path):
-    """Import the DAG file in a fresh interpreter and inspect sys.modules afterwards."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "dags")]))
+def test_parse_time_imports_nothing_heavy_and_looks_nothing_up(path, pods):
+    """Import the DAG file in a fresh interpreter and inspect sys.modules afterwards; with the
+    heavy steps as local tasks and as Kubernetes pods."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "dags")]),
+               FLIGHTLINE_K8S_STEPS=pods)
     out = subprocess.run(
         [sys.executable, "-c", PROBE, str(path), json.dumps(HEAVY)],
         capture_output=True, text=True, env=env, timeout=120,
