@@ -63,9 +63,6 @@ def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatu
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with _session(settings, f"flightline-features-{day.isoformat()}", spark) as spark:
-        # One day is about a thousand flights: one shuffle partition per window and join (four
-        # cost about 15% more in tasks alone, measured on 2 cores).
-        spark.conf.set("spark.sql.shuffle.partitions", "1")
         timings["spark_start"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         flights = read_csv(spark, drop.flights_uri, FLIGHT_COLUMNS).withColumn(
@@ -146,7 +143,6 @@ def build_features_range(drops: dict[date, Drop], first: date, last: date, setti
     staged: list[StagedFeatures] = []
     try:
         with _session(settings, f"flightline-features-{first}-{last}", spark) as spark:
-            spark.conf.set("spark.sql.shuffle.partitions", "4")  # many days: both cores
             flights = read_csv(spark, [d.flights_uri for d in drops.values()], FLIGHT_COLUMNS)
             flights = flights.withColumn("drop_day", F.to_date(
                 F.regexp_extract(F.input_file_name(), r"dt=(\d{4}-\d{2}-\d{2})", 1)))
