@@ -94,11 +94,12 @@ class Settings:
     prediction_log_flush_s: int = 5
     #: The retrain policy (:mod:`tasks.monitoring.policy`): a retrain is requested when this
     #: share of the model's features drifted on each of K consecutive days, or when the ROC AUC
-    #: of those K days' labelled rows together fell this far below the test days'; then none
-    #: for the cool-down days.
+    #: of the last ``retrain_auc_window_days`` days' labelled rows together fell this far below
+    #: the test days'; then none for the cool-down days.
     retrain_drift_share: float = 0.7
     retrain_auc_drop: float = 0.08
     retrain_consecutive_days: int = 3
+    retrain_auc_window_days: int = 7
     retrain_cooldown_days: int = 7
     #: AWS region of the price lookups, and an EC2 endpoint to use instead of AWS's (moto).
     aws_region: str = "us-east-1"

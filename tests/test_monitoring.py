@@ -190,16 +190,17 @@ def test_monitoring_dag_reports_and_requests_a_retrain_through_the_asset(monitor
 
 
 def test_the_quality_rule_pools_its_days_scored_by_one_version(monitored):
-    """The AUC rule judges the K days' labelled rows together: K-1 poorly scored days do not
-    request, the K-th does; days scored by another model version do not count."""
+    """The AUC rule judges the W days' labelled rows together: W-1 poorly scored days do not
+    request, the W-th does (W is its own setting, not the drift rule's K); days scored by another
+    model version do not count."""
     from tasks.monitoring.policy import decide_retrain, window_auc
     from tasks.monitoring.reports import drift_report, quality_report
     from tasks.monitoring.scoring import read_scored, score_day, scored_uri
     from tasks.storage import Store
 
     s, _ = monitored
-    s = _policy(s, retrain_consecutive_days=2, retrain_cooldown_days=3, retrain_drift_share=1.01,
-                data_root=str(Path(s.data_root).parent / "quality-rule"))
+    s = _policy(s, retrain_consecutive_days=3, retrain_auc_window_days=2, retrain_cooldown_days=3,
+                retrain_drift_share=1.01, data_root=str(Path(s.data_root).parent / "quality-rule"))
     shutil.copytree(Path(monitored[0].data_root), s.data_root)
     shutil.rmtree(Path(s.zone("reports")) / "monitoring", ignore_errors=True)  # no earlier request
     shutil.rmtree(Path(s.zone("predictions")), ignore_errors=True)  # and no day scored yet

@@ -1,15 +1,18 @@
 """The retrain policy: when the world has moved for long enough, ask for one retraining.
 
-With K = ``retrain_consecutive_days``, a retrain is requested when either rule holds for the K
-calendar days ending at the day:
+A retrain is requested when either rule holds:
 
-- **drift**: each of the K days' drift share reached ``retrain_drift_share`` (a day with no row,
-  because its data failed a gate or it was not monitored, breaks the streak);
-- **quality**: the model's ROC AUC on the K days' labelled rows taken together fell
-  ``retrain_auc_drop`` or more below its test-day AUC. One day's 600-1,000 flights give an AUC
-  too noisy to act on (over 2013 a single day's AUC sat 0.067 below its test days at the median,
-  and 55% of days fell 0.05 or more below); K days pooled halve that noise, and all K days must
-  have been scored by the same model version (a new model is judged on its own days).
+- **drift**: the drift share reached ``retrain_drift_share`` on each of the K =
+  ``retrain_consecutive_days`` calendar days ending at the day (a day with no row, because its
+  data failed a gate or it was not monitored, breaks the streak);
+- **quality**: the model's ROC AUC on the labelled rows of the W = ``retrain_auc_window_days``
+  days ending at the day, taken together, fell ``retrain_auc_drop`` or more below its test-day
+  AUC. All W days must have been scored by the same model version (a new model is judged on
+  its own days). One day's 600-1,000 flights give an AUC too noisy to act on (over 2013 a
+  single day's AUC sat 0.067 below its test days at the median). Pooled over 3 days, 52 of the
+  285 days judged still fell 0.08 below and the rule asked after nearly every cool-down of the
+  summer; over 7 days, 15 of 245 (``bench/policy_replay.py``, on the March-December backfill's
+  scores).
 
 unless an earlier request lies within ``retrain_cooldown_days``. A day whose data failed
 its gate is never scored, so it never requests one. A day monitored again keeps its request
@@ -45,8 +48,8 @@ class RetrainDecision:
 
 
 def window_auc(day: date, version: str, settings: Settings) -> float | None:
-    """ROC AUC of ``version``'s scores over the K days ending at ``day``, their labelled rows
-    pooled; None unless each of the K days was scored by that version."""
+    """ROC AUC of ``version``'s scores over the W days ending at ``day``, their labelled rows
+    pooled; None unless each of the W days was scored by that version."""
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
@@ -54,7 +57,7 @@ def window_auc(day: date, version: str, settings: Settings) -> float | None:
     from tasks.monitoring.scoring import PREDICTION, read_scored
 
     frames = []
-    for i in range(settings.retrain_consecutive_days):
+    for i in range(settings.retrain_auc_window_days):
         try:
             df = read_scored(day - timedelta(days=i), settings)
         except LookupError:
@@ -73,7 +76,7 @@ def breach_reasons(drift_share: float, window_drop: float | None,
     """(the drift breach, the quality breach): why each rule breached the day, or None."""
     drift = (f"drift share {drift_share:.2f} >= {settings.retrain_drift_share}"
              if drift_share >= settings.retrain_drift_share else None)
-    quality = (f"ROC AUC over the last {settings.retrain_consecutive_days} days "
+    quality = (f"ROC AUC over the last {settings.retrain_auc_window_days} days "
                f"{window_drop:.3f} below its test days (>= {settings.retrain_auc_drop})"
                if window_drop is not None and window_drop >= settings.retrain_auc_drop else None)
     return drift, quality
@@ -107,7 +110,8 @@ def decide_retrain(drift: DriftResult, quality: QualityResult | None,
     why = " and ".join(w for w in (drift_why if streak >= k else None, quality_why) if w)
     if not drift_why and not quality_why:
         retrain, reason = False, (f"no breach (drift share {drift.drift_share:.2f}"
-                                  + (f", {k}-day ROC AUC {pooled:.3f}" if pooled is not None else "")
+                                  + (f", {settings.retrain_auc_window_days}-day ROC AUC {pooled:.3f}"
+                                     if pooled is not None else "")
                                   + ")")
     elif not why:
         retrain, reason = False, f"breach {streak} of {k} consecutive days: {drift_why}"

@@ -37,7 +37,7 @@ def draw_trend(first: date, last: date, settings: Settings, out: Path | None = N
     bottom.plot(days, df["roc_auc"].astype(float), color="#81c995", lw=1, label="ROC AUC of the day")
     if "window_auc" in df and df["window_auc"].notna().any():
         bottom.plot(days, df["window_auc"].astype(float), color="#0b5027", lw=2,
-                    label=f"ROC AUC of the last {settings.retrain_consecutive_days} days together "
+                    label=f"ROC AUC of the last {settings.retrain_auc_window_days} days together "
                           "(what the policy judges)")
     bottom.plot(days, df["registry_auc"].astype(float), color="#5f6368", ls=":", lw=1.2,
                 label="ROC AUC on its test days")
