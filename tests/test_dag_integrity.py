@@ -105,6 +105,53 @@ def test_the_probe_catches_a_variable_lookup(tmp_path):
     assert out.returncode != 0 and "Variable.get looked up at parse time" in out.stderr
 
 
+PLUGIN_PROBE = r"""
+import json, sys
+from pathlib import Path
+folder = Path(sys.argv[1]).resolve()
+before = set(sys.modules)
+# What every task process runs at start (the task runner's listener manager): each .py file
+# under the plugins folder not listed in its .airflowignore is imported, as a top-level module.
+from airflow.sdk._shared.plugins_manager.plugins_manager import _load_plugins_from_plugin_directory
+plugins, errors = _load_plugins_from_plugin_directory(str(folder))
+new = set(sys.modules) - before
+stray = sorted(n for n in new if not n.startswith(("flightline_airflow", "flightline_plugin"))
+               and str(getattr(sys.modules[n], "__file__", "") or "").startswith(str(folder)))
+print(json.dumps({"plugins": sorted(type(p).__name__ for p in plugins), "errors": errors,
+                  "k8s_provider": bool({"airflow.providers.cncf.kubernetes.operators.pod",
+                                        "kubernetes_asyncio"} & new), "stray": stray}))
+"""
+
+
+def _load_plugins(folder: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", PLUGIN_PROBE, str(folder)], capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(folder)), timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_each_task_loads_the_plugin_alone():
+    """A task process loads the plugins folder before it runs. Only the plugin module is
+    scanned: the package beside it is not imported a second time under stray top-level names,
+    and the Kubernetes provider (its pod operators) stays out of a local task."""
+    report = _load_plugins(ROOT / "plugins")
+    assert report["plugins"] == ["FlightlinePlugin"] and report["errors"] == {}
+    assert report["stray"] == [], f"plugin files imported as top-level modules: {report['stray']}"
+    assert not report["k8s_provider"], "loading the plugins imported the Kubernetes provider"
+
+
+def test_the_plugin_probe_catches_a_scanned_package(tmp_path):
+    """Without the plugins folder's .airflowignore, the scan imports the package's files."""
+    import shutil
+
+    folder = tmp_path / "plugins"
+    shutil.copytree(ROOT / "plugins", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / ".airflowignore").unlink()
+    report = _load_plugins(folder)
+    assert report["plugins"] == ["FlightlinePlugin"]
+    assert "k8s_operators" in report["stray"] and report["k8s_provider"]
+
+
 def test_ruff_air3_is_clean():
     out = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--select", "AIR3", "--preview", "--no-cache",
