@@ -33,7 +33,7 @@ lint:
 bench: airflow-init  ## run every benchmark under bench/
 	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
 
-airflow: airflow-init  ## api-server, scheduler, dag-processor, triggerer; UI on http://localhost:8080 (one Ctrl-C stops all)
+airflow: airflow-init  ## api-server, execution API, scheduler, dag-processor, triggerer; UI on http://localhost:8080 (one Ctrl-C stops all)
 	$(VENV)/bin/python infra/airflow_stack.py
 
 serve: install  ## serve the released model on http://127.0.0.1:3000 (after `make demo`)

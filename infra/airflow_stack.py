@@ -1,4 +1,5 @@
-"""Run the local Airflow stack: api-server, scheduler, dag-processor and triggerer, supervised.
+"""Run the local Airflow stack: api-server, execution API, scheduler, dag-processor and triggerer,
+supervised.
 
 Used by ``make airflow``, the live end-to-end test and the live benchmark, instead of
 ``airflow standalone``, which neither restarts a component that dies nor reliably stops on one
@@ -13,6 +14,12 @@ Ctrl-C. This supervisor:
 - with ``--spark-connect`` (``make airflow``'s default) also runs a warm Spark Connect server
   on loopback and points the tasks' Spark step at it (``FLIGHTLINE_SPARK_MASTER=sc://...``),
   unless ``FLIGHTLINE_SPARK_MASTER`` is already set: a task then pays no JVM start;
+- serves the task execution API from its own API server process (``--apps execution``, on a
+  free loopback port; ``AIRFLOW__CORE__EXECUTION_API_SERVER_URL`` points the tasks at it), apart
+  from the UI and REST API (``--apps core``). In one process, on SQLite, the two could block each
+  other for the whole lock timeout: the REST API's audit log commits on the event loop, and
+  waited there for the write lock of an execution-API request whose own commit needed that loop
+  (60 s with every task and the scheduler stalled, found in a 30-day backfill);
 - prints the login (the simple auth manager's password file, kept 0600) once the API answers.
 
 Only the standard library and psutil (an Airflow dependency) are used.
@@ -30,8 +37,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+COMPONENTS = ("api-server", "execution-api", "scheduler", "dag-processor", "triggerer")
 SPARK_CONNECT = "spark-connect"
+EXECUTION_API = "execution-api"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def spark_connect_command(bin_dir: Path, port: int) -> list[str]:
@@ -90,6 +106,7 @@ class Stack:
         self.restarts = dict.fromkeys(components, 0)
         self.stopping = False
         self.spark_connect_port = 0
+        self.execution_api_port = 0
         self.helpers: list[subprocess.Popen] = []  # one-off jobs (the Spark warm-up)
         self.logs = home / "logs" / "stack"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -97,6 +114,11 @@ class Stack:
     def command(self, name: str) -> list[str]:
         if name == SPARK_CONNECT:
             return spark_connect_command(Path(self.airflow).parent, self.spark_connect_port)
+        if name == "api-server":  # the UI, the REST API and the plugin's apps
+            return [self.airflow, "api-server", "--apps", "core"]
+        if name == EXECUTION_API:  # what task processes talk to, in a process of its own
+            return [self.airflow, "api-server", "--apps", "execution", "--port",
+                    str(self.execution_api_port)]
         return [self.airflow, name]
 
     def start(self, name: str) -> None:
@@ -232,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spark-connect", action=argparse.BooleanOptionalAction, default=True,
                     help="run a warm Spark Connect server for the tasks' Spark step (default on)")
     ap.add_argument("--spark-connect-port", type=int, default=15002)
+    ap.add_argument("--execution-api-port", type=int, default=0,
+                    help="the task execution API's port on loopback (default: a free one)")
     ap.add_argument("--quiet", action="store_true", help="do not print the login")
     args = ap.parse_args(argv)
     home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
@@ -249,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["SPARK_HOME"] = str(Path(spec.origin).parent)
     stack = Stack(home, airflow, components, args.grace, args.max_restarts)
     stack.spark_connect_port = args.spark_connect_port
+    if EXECUTION_API in components:
+        stack.execution_api_port = args.execution_api_port or free_port()
+        os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = \
+            f"http://127.0.0.1:{stack.execution_api_port}/execution/"
 
     def on_signal(signum, _frame):
         if stack.stopping:
