@@ -81,6 +81,20 @@ def _descendants(pids: list[int]) -> set[int]:
     return found
 
 
+def _group_members(pgids: list[int]) -> set[int]:
+    """Live processes in any of these process groups (orphans of an exited component)."""
+    import psutil
+
+    found: set[int] = set()
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) in pgids:
+                found.add(proc.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    return found
+
+
 def _alive(pids: set[int]) -> set[int]:
     import psutil
 
@@ -108,6 +122,9 @@ class Stack:
         self.spark_connect_port = 0
         self.execution_api_port = 0
         self.helpers: list[subprocess.Popen] = []  # one-off jobs (the Spark warm-up)
+        #: Process groups of components that exited and were restarted: what they left running
+        #: (a dead scheduler's idle LocalExecutor workers) is stopped with the rest.
+        self.old_groups: list[int] = []
         self.logs = home / "logs" / "stack"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -135,12 +152,13 @@ class Stack:
             if helper.poll() is None:
                 helper.kill()
         tracked = _descendants([p.pid for p in self.procs.values()] + [h.pid for h in self.helpers])
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        tracked |= _group_members(self.old_groups)
+        groups = [p.pid for p in self.procs.values() if p.poll() is None] + self.old_groups
+        for pgid in groups:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         deadline = time.monotonic() + self.grace
         while time.monotonic() < deadline:
             for proc in self.procs.values():
@@ -178,6 +196,7 @@ class Stack:
                           f"(see {self.logs / (name + '.log')})", flush=True)
                     raise SystemExit(1)
                 self.restarts[name] += 1
+                self.old_groups.append(proc.pid)  # its own group (start_new_session)
                 print(f"stack: {name} exited ({code}); restarting "
                       f"({self.restarts[name]}/{self.max_restarts})", flush=True)
                 self.start(name)

@@ -190,7 +190,22 @@ def test_backfill_then_the_same_backfill_again_changes_nothing(live, daily_run):
 
 
 def test_one_sigint_stops_everything(live):
+    """Even after a component died hard and was restarted: what the dead scheduler left (its
+    forkserver's idle LocalExecutor workers, no longer anyone's children) is stopped too."""
+    import psutil
+
+    stack = psutil.Process(live.proc.pid)
+    scheduler = next(p for p in stack.children() if "scheduler" in " ".join(p.cmdline()))
+    orphans_to_be = [p.pid for p in scheduler.children(recursive=True)]
+    scheduler.kill()
+    deadline = time.time() + 60
+    while "scheduler exited" not in live.stack_output():
+        assert time.time() < deadline, live.stack_output()
+        time.sleep(0.5)
+    assert "restarting" in live.stack_output()
     live.stop()
+    assert not [p for p in orphans_to_be if psutil.pid_exists(p)
+                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE], orphans_to_be
     assert live.stop_seconds is not None and live.stop_seconds < 15, live.stop_seconds
     assert live.left_behind == [], live.left_behind
     assert "stopped in" in live.stack_output()
