@@ -183,6 +183,9 @@ class Stack:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        deadline = time.monotonic() + 5  # return once the killed are gone, not while they die
+        while _alive(left) and time.monotonic() < deadline:
+            time.sleep(0.1)
         return len(left)
 
     def watch(self) -> None:
