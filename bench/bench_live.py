@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT / "infra"))
 
 from live_airflow import LiveAirflow, task_seconds  # noqa: E402
 
+from tasks.flows.daily import FLOW  # noqa: E402
+
 BIN = Path(sys.executable).parent
-TASKS = ["land_demo_drop", "wait_for_drop", "raw_gate", "build_features", "features_gate",
-         "publish_features"]
+TASKS = FLOW.task_ids  # the daily flow's declared steps
 
 
 def dags_test(day: str, env: dict) -> float:

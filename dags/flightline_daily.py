@@ -16,10 +16,13 @@ before. For each logical date (a UTC day; or the **day** Param):
 4. **build_features**: Spark (local, the cluster in `FLIGHTLINE_SPARK_MASTER`, or a Kubernetes
    pod with executor pods when `FLIGHTLINE_K8S_STEPS` names it) cleans the
    drop, joins weather and planes, computes pre-departure congestion features with window
-   functions, writes the typed `raw/` partition and a *staged* features partition.
+   functions, and stages the typed raw partition and the features partition.
 5. **features_gate**: suite `features` on the staged partition (quarantined on failure).
-6. **publish_features**: atomic rename into `features/dt=.../` and an event on the
-   `flightline_features` Asset, which the training and drift DAGs schedule on.
+6. **publish_features**: atomic renames into `raw/dt=.../` and `features/dt=.../` (only now,
+   after both gates) and an event on the `flightline_features` Asset, which the training and
+   monitoring DAGs schedule on.
+7. **summarize_day**: the day's flights by origin and late share in `summaries/dt=....json`,
+   and a line in the run's note.
 
 Reruns replace a day's partitions (same rows, no duplicates). Backfill a range from the UI
 (*Trigger → Backfill*) or `airflow backfill create --dag-id flightline_daily --from-date
@@ -31,8 +34,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, FEATURES_ASSET, logical_day
-from flightline_airflow.kubernetes import step_task
 from flightline_airflow.operators import QualityGateOperator
+from flightline_airflow.step_tasks import flow_task, run_declared, step_task
 
 from tasks.settings import Settings
 
@@ -105,36 +108,29 @@ def flightline_daily():
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=drop.to_dict())
 
-    @task
-    def build_features(drop: dict) -> dict:
-        from tasks.flows.steps import run_step
-
-        return run_step("daily.build_features", [drop], Settings.from_env())
-
     @task(outlets=[FEATURES_ASSET])
     def publish_features(staged: dict, **context) -> dict:
         from flightline_airflow.run_notes import write_run_note
 
-        from tasks.features.staging import StagedFeatures
-        from tasks.flows import daily
-
-        staged_features = StagedFeatures.from_dict(staged)
-        published = daily.publish_features(staged_features, Settings.from_env())
-        day, uri = published.day.isoformat(), published.features_uri
+        published = run_declared("daily.publish_features", [staged])
+        day, uri = published["day"], published["features_uri"]
         context["outlet_events"][FEATURES_ASSET].extra = {"day": day, "uri": uri}
-        dropped = ", ".join(f"{v} {k}" for k, v in staged_features.dropped.items() if v)
-        write_run_note(context, f"Processed {day}: {published.rows} feature rows published to "
+        dropped = ", ".join(f"{v} {k}" for k, v in staged["dropped"].items() if v)
+        write_run_note(context, f"Processed {day}: {published['rows']} feature rows published to "
                                 f"{uri}" + (f" ({dropped} flights left out)" if dropped else ""))
-        return published.to_dict()
+        return published
 
     drop = wait_for_drop()
     raw_gate = QualityGateOperator(task_id="raw_gate", gate="raw", data=drop)
     # In the worker, or as a pod (Spark driver; executors as pods) when FLIGHTLINE_K8S_STEPS says.
-    features = step_task("build_features", lambda: build_features(drop), [drop], settings=SETTINGS)
+    features = step_task("build_features", lambda: flow_task("daily.build_features")(drop), [drop],
+                         settings=SETTINGS)
     features_gate = QualityGateOperator(task_id="features_gate", gate="features", data=features)
-    land_demo_drop() >> drop
-    raw_gate >> features
-    features_gate >> publish_features(features)
+    land_demo_drop() >> drop  # the demo source lands what the sensor waits for
+    raw_gate >> features  # the gates pass the data they checked on unchanged: order only
+    published = publish_features(features)
+    features_gate >> published
+    flow_task("daily.summarize_day")(published)
 
 
 flightline_daily()

@@ -34,9 +34,9 @@ from flightline_airflow import (
     RETRAIN_ASSET,
     event_day,
 )
-from flightline_airflow.kubernetes import step_task
 from flightline_airflow.notifiers import retrain_notifier
 from flightline_airflow.operators import MonitoringReportOperator
+from flightline_airflow.step_tasks import step_task
 
 from tasks.settings import Settings
 

@@ -51,7 +51,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, RETRAIN_ASSET, event_day
-from flightline_airflow.kubernetes import step_task
+from flightline_airflow.step_tasks import step_task
 
 from tasks.settings import Settings
 
@@ -153,18 +153,15 @@ def flightline_training():
         from airflow.sdk.exceptions import AirflowSkipException
         from flightline_airflow.cost_ledger import use_capacity
 
-        from tasks.cost.ledger import read_ledger
+        from tasks.cost.interruption import attempt_capacity
 
         p, settings, ti = context["params"], Settings.from_env(), context["ti"]
         if p["model_family"] not in (family, "both"):
             raise AirflowSkipException(f"model family is {p['model_family']}")
-        cap = {k: v for k, v in capacity.items() if k != "estimate"}
-        ledger = read_ledger(settings, dag_id=ti.dag_id, run_id=ti.run_id)
-        interrupted = int(((ledger["task_id"] == ti.task_id) & (ledger["state"] == "interrupted")).sum()) \
-            if len(ledger) else 0
-        if cap["capacity_type"] == "spot" and interrupted >= settings.spot_max_interruptions:
-            cap |= {"capacity_type": "on-demand", "zone": None, "hourly_usd": cap["on_demand_usd"],
-                    "reason": f"{interrupted} spot interruptions: {cap['instance_type']} on demand"}
+        cap = attempt_capacity({k: v for k, v in capacity.items() if k != "estimate"},
+                               dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
+                               settings=settings)
+        if cap["capacity_type"] != capacity["capacity_type"]:
             print(f"attempt {ti.try_number}: {cap['reason']} at ${cap['hourly_usd']:.4f}/h")
         # This attempt is priced at its capacity (where the trainer's pod runs on a cluster).
         use_capacity(context, cap)
@@ -227,8 +224,8 @@ def flightline_training():
         return packaged.to_dict()
 
     @task
-    def check_and_release(packaged: dict, decision: dict, **context) -> dict:
-        from flightline_airflow.run_notes import release_note, run_trigger, write_run_note
+    def check_and_release(packaged: dict, **context) -> dict:
+        from flightline_airflow.run_notes import release_note, write_run_note
 
         from tasks.flows import serving
         from tasks.serving.check import ServingCheckFailed
@@ -240,12 +237,12 @@ def flightline_training():
         except ServingCheckFailed as exc:
             from airflow.sdk.exceptions import AirflowFailException
 
-            write_run_note(context, f"{run_trigger(context)} {release_note(decision, None, str(exc))}")
+            write_run_note(context, release_note(None, str(exc)))
             if exc.transient:
                 raise  # a busy machine, a server that did not start: the retry may pass
             raise AirflowFailException(str(exc)) from exc  # predictions differ: no retry
         print(f"RELEASED {release['bento']}: {release['figures']}")
-        write_run_note(context, f"{run_trigger(context)} {release_note(decision, release)}")
+        write_run_note(context, release_note(release))
         return release
 
     split = prepare_split()
@@ -261,7 +258,7 @@ def flightline_training():
     decision = decide_promotion(xgb, torch)
     packaged = step_task("package_champion", lambda: package_champion(decision), [decision],
                          settings=SETTINGS)
-    step_task("check_and_release", lambda: check_and_release(packaged, decision), [packaged],
+    step_task("check_and_release", lambda: check_and_release(packaged), [packaged],
               settings=SETTINGS)
 
 

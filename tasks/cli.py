@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import date
 
-from tasks.settings import ZONES, Settings, SettingsError
+from tasks.settings import Settings, SettingsError, zones
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
 
@@ -57,8 +57,11 @@ def _args_settings(p: argparse.ArgumentParser) -> None:
 
 @command("settings", "print the effective settings (after FLIGHTLINE_* overrides)")(_args_settings)
 def _run_settings(args: argparse.Namespace, settings: Settings):
+    from tasks.flows.steps import pod_task_ids
+
     out = asdict(settings)
-    out["zones"] = {z: settings.zone(z) for z in ZONES}
+    out["pod_steps"] = list(pod_task_ids(settings))  # checks FLIGHTLINE_K8S_STEPS too
+    out["zones"] = {z: settings.zone(z) for z in zones()}  # with the zones steps declare
     return out
 
 
@@ -149,6 +152,25 @@ def _run_features_range(args: argparse.Namespace, settings: Settings):
     from tasks.flows.range_build import run_range
 
     return run_range(args.first, args.last, settings)
+
+
+@command("check-suites", "validate landed days against the current raw suites, without "
+                         "quarantine or Data Docs; exit 2 naming the days a suite change rejects")(
+    _args_range
+)
+def _run_check_suites(args: argparse.Namespace, settings: Settings):
+    from tasks.landing import find_drops
+    from tasks.quality.gate import check_history
+    from tasks.quality.raw import raw_batch
+
+    drops = find_drops(args.first, args.last, settings)
+    failed = {day: [f"{f['suite']}.{f['column'] or ''} {f['type']}" for f in fs]
+              for day, fs in check_history(raw_batch(d, settings) for day, d in sorted(drops.items())
+                                           if day >= args.first).items() if fs}
+    if failed:
+        raise ValueError(f"{len(failed)} day(s) fail the current suites: "
+                         + json.dumps(failed, indent=1))
+    return {"days": (args.last - args.first).days + 1, "failed": {}}
 
 
 def _args_train(p: argparse.ArgumentParser) -> None:
@@ -307,7 +329,7 @@ def _run_cost(args: argparse.Namespace, settings: Settings):
 
 
 def _args_step(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="the step, as flow.step (tasks.settings.POD_STEPS): "
+    p.add_argument("name", help="the step, as flow.step (as its flow declares it): "
                                 "daily.build_features, training.train_xgboost, ...")
     p.add_argument("--input", action="append", default=[], metavar="JSON",
                    help="the result of a step before, as JSON (repeat per input; @FILE reads a file)")
@@ -327,8 +349,8 @@ def _json_arg(text: str, what: str):
         raise ValueError(f"{what} is not JSON: {exc}") from None
 
 
-@command("step", "run one heavy step on the results of the steps before (what a Kubernetes "
-                 "pod runs)")(_args_step)
+@command("step", "run one declared step on the results of the steps before (what a DAG task "
+                 "and a Kubernetes pod run)")(_args_step)
 def _run_step(args: argparse.Namespace, settings: Settings):
     import os
 

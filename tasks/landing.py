@@ -18,11 +18,12 @@ import importlib.util
 import io
 import json
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 
+from tasks.results import Result
 from tasks.settings import Settings
 from tasks.storage import SUCCESS, Store, join
 
@@ -42,7 +43,7 @@ class DropMissing(LookupError):
 
 
 @dataclass(frozen=True)
-class Drop:
+class Drop(Result):
     """A complete drop in landing: what the sensor found, what the raw gate and the build take."""
 
     day: date
@@ -52,21 +53,12 @@ class Drop:
     weather_uri: str
     flights: int
     weather: int
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["day"] = self.day.isoformat()
-        d["source_day"] = self.source_day.isoformat()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Drop:
-        return cls(**{**d, "day": date.fromisoformat(d["day"]),
-                      "source_day": date.fromisoformat(d["source_day"])})
+    #: The day before's complete drop (the look-back rows), found with this one; None when absent.
+    lookback: Drop | None = None
 
 
 @dataclass(frozen=True)
-class Landed:
+class Landed(Result):
     """What the demo source served for a day: the drops it landed and the days it has no data for."""
 
     day: date
@@ -76,10 +68,6 @@ class Landed:
     @property
     def source_day(self) -> date | None:
         return next((d.source_day for d in self.drops if d.day == self.day), None)
-
-    def to_dict(self) -> dict:
-        return {"day": self.day.isoformat(), "drops": [d.to_dict() for d in self.drops],
-                "missing": dict(self.missing)}
 
 
 def source_day(day: date, replay_year: int) -> date | None:
@@ -259,8 +247,9 @@ def land_demo_drop(day: date, settings: Settings) -> Landed:
     return landed
 
 
-def find_drop(day: date, settings: Settings) -> Drop:
-    """The complete drop for ``day``, or :class:`DropMissing` naming what is absent."""
+def find_drop(day: date, settings: Settings, *, lookback: bool = True) -> Drop:
+    """The complete drop for ``day`` (with the day before's as its ``lookback`` when that one is
+    complete), or :class:`DropMissing` naming what is absent."""
     store = Store(settings)
     uri = drop_uri(day, settings)
     marker = join(uri, SUCCESS)
@@ -286,13 +275,13 @@ def find_drop(day: date, settings: Settings) -> Drop:
         weather_uri=join(uri, "weather.csv"),
         flights=int(files.get("flights.csv", -1)),
         weather=int(files.get("weather.csv", -1)),
+        lookback=_day_before(day, settings) if lookback else None,
     )
 
 
-def find_lookback(drop: Drop, settings: Settings) -> Drop | None:
-    """The complete drop of the day before ``drop`` (look-back rows), or None when absent."""
+def _day_before(day: date, settings: Settings) -> Drop | None:
     try:
-        return find_drop(drop.day - timedelta(days=1), settings)
+        return find_drop(day - timedelta(days=1), settings, lookback=False)
     except DropMissing:
         return None
 
@@ -306,7 +295,7 @@ def find_drops(first: date, last: date, settings: Settings) -> dict[date, Drop]:
     for i in range(-1, (last - first).days + 1):
         d = first + timedelta(days=i)
         try:
-            drops[d] = find_drop(d, settings)
+            drops[d] = find_drop(d, settings, lookback=False)
         except DropMissing:
             if d >= first:
                 missing.append(d.isoformat())

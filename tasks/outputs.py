@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import date
 
-from tasks.settings import ZONES, Settings
+from tasks.settings import Settings, zones
 from tasks.storage import Store, join
 
 
 def outputs_for(day: date, settings: Settings) -> dict[str, list[str]]:
     """For each zone, the URIs that exist for ``day`` (partitions, reports, models)."""
+    from tasks.flows.steps import flows
+
+    flows()  # the zones the declared steps write, too
     store = Store(settings)
     found: dict[str, list[str]] = {}
-    for zone in ZONES:
+    for zone in zones():
         base = settings.zone(zone)
         part = settings.partition(zone, day)
         uris = []

@@ -10,46 +10,38 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-#: The data zones under the data root, in the order data flows through them.
+#: The data zones under the data root, in the order data flows through them. A step that
+#: writes a zone of its own declares it (``step(..., writes=("summaries",))``,
+#: :mod:`tasks.flows.steps`), which adds it to :func:`zones`; nothing is edited here.
 ZONES = ("landing", "raw", "features", "quarantine", "models", "predictions", "reports", "costs")
+_DECLARED: list[str] = []
 
 
-#: The heavy steps that can run as Kubernetes pods, by task id, and the flow step each runs
-#: (``flightline step NAME``; :mod:`tasks.flows.steps`).
-POD_STEPS = {
-    "build_features": "daily.build_features",
-    "train_xgboost": "training.train_xgboost",
-    "train_torch_horovod": "training.train_torch_horovod",
-    "package_champion": "serving.package_champion",
-    "check_and_release": "serving.check_and_release",
-    "score_day": "monitoring.score_day",
-    "drift_report": "monitoring.drift_report",
-    "quality_report": "monitoring.quality_report",
-}
+def declare_zone(name: str) -> None:
+    """Make ``name`` a data zone (a step declared that it writes there)."""
+    if not _is_folder_name(name) or name != name.lower():
+        raise SettingsError(f"zone {name!r}: a zone is one lower-case folder name")
+    if name not in ZONES and name not in _DECLARED:
+        _DECLARED.append(name)
+
+
+def zones() -> tuple[str, ...]:
+    """Every zone: Flightline's own, then those the declared steps write."""
+    return ZONES + tuple(_DECLARED)
+
+
+def _is_folder_name(name: str) -> bool:
+    return bool(name) and not any(c in name for c in "/\\\0") and name not in (".", "..")
 
 
 class SettingsError(ValueError):
     """A setting has a value Flightline cannot use; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Names of the zones under the data root (override one with FLIGHTLINE_ZONE_<NAME>)."""
-
-    landing: str = "landing"
-    raw: str = "raw"
-    features: str = "features"
-    quarantine: str = "quarantine"
-    models: str = "models"
-    predictions: str = "predictions"
-    reports: str = "reports"
-    costs: str = "costs"
 
 
 @dataclass(frozen=True)
@@ -125,8 +117,9 @@ class Settings:
     spot_notice_dir: str = ""
     spot_simulate_interruptions: int = 0
     #: Kubernetes (:mod:`flightline_airflow.kubernetes`): the heavy steps that run as pods in
-    #: the task image instead of in the Airflow worker: task ids from :data:`POD_STEPS`,
-    #: comma-separated, or ``all``; empty runs every step locally (the default).
+    #: the task image instead of in the Airflow worker: task ids of steps declared with a
+    #: ``pod`` (:func:`tasks.flows.steps.pod_task_ids`), comma-separated, or ``all``; empty runs
+    #: every step locally (the default).
     k8s_steps: str = ""
     k8s_namespace: str = "flightline"
     #: Task image (CPU steps) and the CUDA image with Horovod built with NCCL (GPU trainers).
@@ -156,8 +149,9 @@ class Settings:
     #: The port of the SSH servers horovodrun reaches other hosts on (an MPIJob's workers run
     #: sshd as the image's non-root user, so not 22).
     horovod_ssh_port: int = 2222
-    #: Zone folder names under the data root.
-    layout: Layout = field(default_factory=Layout)
+    #: Zone folder names that differ from the zone's name (FLIGHTLINE_ZONE_<NAME>=folder), as
+    #: (zone, folder) pairs.
+    zone_dirs: tuple[tuple[str, str], ...] = ()
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -166,7 +160,7 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, object] = {}
         for f in fields(cls):
-            if f.name == "layout":
+            if f.name == "zone_dirs":
                 continue
             var = f"FLIGHTLINE_{f.name.upper()}"
             raw = env.get(var)
@@ -182,16 +176,15 @@ class Settings:
                 values[f.name] = _parse_fraction(var, raw)
             else:
                 values[f.name] = raw.strip()
-        layout_values = {}
-        for f in fields(Layout):
-            var = f"FLIGHTLINE_ZONE_{f.name.upper()}"
-            raw = env.get(var)
-            if raw:
-                if "/" in raw.strip("/") or raw.strip() in ("", ".", ".."):
-                    raise SettingsError(f"{var}={raw!r}: a zone name must be one folder name")
-                layout_values[f.name] = raw.strip("/")
-        if layout_values:
-            values["layout"] = Layout(**layout_values)
+        dirs = []
+        for var, raw in sorted(env.items()):
+            if var.startswith("FLIGHTLINE_ZONE_") and raw:
+                folder = raw.strip().strip("/")
+                if not _is_folder_name(folder):
+                    raise SettingsError(f"{var}={raw!r}: a zone's folder must be one folder name")
+                dirs.append((var[len("FLIGHTLINE_ZONE_"):].lower(), folder))
+        if dirs:
+            values["zone_dirs"] = tuple(dirs)
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings
@@ -201,9 +194,8 @@ class Settings:
         (for a subprocess such as a Horovod worker: settings travel explicitly, not by ambient env).
         """
         env = {f"FLIGHTLINE_{f.name.upper()}": str(getattr(self, f.name))
-               for f in fields(self) if f.name != "layout"}
-        env.update({f"FLIGHTLINE_ZONE_{f.name.upper()}": getattr(self.layout, f.name)
-                    for f in fields(Layout)})
+               for f in fields(self) if f.name != "zone_dirs"}
+        env.update({f"FLIGHTLINE_ZONE_{zone.upper()}": folder for zone, folder in self.zone_dirs})
         return env
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -232,30 +224,19 @@ class Settings:
         if self.prediction_log not in ("on", "off"):
             raise SettingsError(
                 f"FLIGHTLINE_PREDICTION_LOG={self.prediction_log!r}: expected on or off")
-        unknown = [s for s in self.pod_steps if s not in POD_STEPS]
-        if unknown:
-            raise SettingsError(f"FLIGHTLINE_K8S_STEPS={self.k8s_steps!r}: {', '.join(unknown)} "
-                                f"cannot run as a pod; the steps that can: {', '.join(POD_STEPS)} "
-                                "(or 'all')")
         if self.cost_price_source not in ("auto", "live", "snapshot"):
             raise SettingsError(f"FLIGHTLINE_COST_PRICE_SOURCE={self.cost_price_source!r}: "
                                 "expected auto, live or snapshot")
         if self.k8s_image_pull_policy not in ("Always", "IfNotPresent", "Never"):
             raise SettingsError(f"FLIGHTLINE_K8S_IMAGE_PULL_POLICY={self.k8s_image_pull_policy!r}: "
                                 "expected Always, IfNotPresent or Never")
-        if self.pod_steps and not self.k8s_data_pvc and not self.is_s3:
+        if self.k8s_steps.strip() and not self.k8s_data_pvc and not self.is_s3:
             raise SettingsError("FLIGHTLINE_K8S_DATA_PVC is empty and FLIGHTLINE_DATA_ROOT is not "
                                 "s3://: pods would not see the data; set one of them")
         if len(self.schedule.split()) != 5 and not self.schedule.startswith("@"):
             raise SettingsError(f"FLIGHTLINE_SCHEDULE={self.schedule!r}: expected a 5-field cron")
 
     # ---------------------------------------------------------------- derived values
-    @property
-    def pod_steps(self) -> tuple[str, ...]:
-        """The task ids that run as Kubernetes pods (``k8s_steps`` parsed; ``all`` expanded)."""
-        names = [s.strip() for s in self.k8s_steps.split(",") if s.strip()]
-        return tuple(POD_STEPS) if names == ["all"] else tuple(names)
-
     @property
     def is_s3(self) -> bool:
         return self.data_root.startswith("s3://")
@@ -272,9 +253,10 @@ class Settings:
 
     def zone(self, name: str) -> str:
         """URI of a data zone (``landing``, ``raw``, ``features``, ...)."""
-        if name not in ZONES:
-            raise SettingsError(f"unknown data zone {name!r}; zones are {', '.join(ZONES)}")
-        return f"{self.root}/{getattr(self.layout, name)}"
+        if name not in zones():
+            raise SettingsError(f"unknown data zone {name!r}; zones are {', '.join(zones())} "
+                                "(a step declares a zone of its own with writes=...)")
+        return f"{self.root}/{dict(self.zone_dirs).get(name, name)}"
 
     def partition(self, zone: str, day: date) -> str:
         """URI of one daily partition: ``<zone>/dt=YYYY-MM-DD``."""

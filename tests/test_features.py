@@ -54,6 +54,11 @@ def test_one_good_day(settings, spark):
     assert df["temp"].notna().all()
     raw = Path(settings.partition("raw", DAY))
     assert (raw / "_SUCCESS").exists() and len(pd.read_parquet(raw / "flights")) == 894
+    # The guide's light step (docs/adding-a-task.md) ran after publish, from its declaration.
+    summary = out["results"]["summarize_day"]
+    assert summary["rows"] == len(df) and abs(summary["late_share"] - df[LABEL].mean()) < 1e-4
+    assert sum(summary["by_origin"].values()) == len(df) and set(summary["by_origin"]) <= {"EWR", "JFK", "LGA"}
+    assert Path(settings.partition("summaries", DAY), "summary.json").exists()
 
 
 def test_rerun_replaces_the_partition_with_the_same_rows(settings, spark):
@@ -90,6 +95,10 @@ def test_unpublished_staging_is_invisible(settings, spark):
     assert Path(res.features_uri).name.startswith(".")
     with pytest.raises(ValueError, match="no published feature partitions"):
         read_features([DAY], settings)
+    # Nor is the raw partition published before both gates passed: publish does it.
+    assert not Path(settings.partition("raw", DAY)).exists()
+    publish_features(res, settings)
+    assert Path(settings.partition("raw", DAY), "_SUCCESS").exists()
 
 
 KILL_SCRIPT = """

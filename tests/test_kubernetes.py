@@ -26,16 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S_VERSION = "1.33.0"
 CAPACITY = {"instance_type": "g5.xlarge", "zone": "us-east-1b", "capacity_type": "spot",
             "hourly_usd": 0.42, "on_demand_usd": 1.006}
-SAMPLE_INPUTS = {  # what each pod step receives (the shapes of the steps before; any JSON works)
-    "build_features": [{"day": "2013-03-02", "uri": "/opt/flightline/data/landing/dt=2013-03-02"}],
-    "train_xgboost": [{"end": "2013-03-24", "partitions": ["dt=2013-03-01"]}],
-    "train_torch_horovod": [{"end": "2013-03-24", "partitions": ["dt=2013-03-01"]}],
-    "package_champion": [{"promote": True, "challenger": "v0001"}],
-    "check_and_release": [{"version": "v0001", "bento": "flightline_delay:abc"}],
-    "score_day": ["2013-03-24"],
-    "drift_report": [{"day": "2013-03-24", "version": "v0001"}],
-    "quality_report": [{"day": "2013-03-24", "version": "v0001"}],
-}
+def sample_inputs(task_id: str) -> list:
+    """What a pod step receives, one JSON value per input it declares (the operators pass any
+    JSON through unchanged; the step in the pod decodes it)."""
+    from tasks.flows.steps import pod_steps
+
+    return [{"input": name, "of": task_id} for name, _ in pod_steps()[task_id].inputs]
 
 
 def validate(doc: dict) -> None:
@@ -68,7 +64,7 @@ def pod_tasks(dags: dict) -> dict:
 
 
 def render(op, capacity=None, options=None) -> dict:
-    op.step_inputs = SAMPLE_INPUTS[op.task_id]
+    op.step_inputs = sample_inputs(op.task_id)
     op.capacity = capacity
     op.step_options = options or {}
     op.arguments = []
@@ -77,30 +73,36 @@ def render(op, capacity=None, options=None) -> dict:
 
 # ------------------------------------------------------------------------------ the switch
 def test_the_switch_is_per_step_and_local_by_default(monkeypatch):
-    from tasks.settings import POD_STEPS
+    from tasks.flows.steps import pod_steps
 
     assert pod_tasks(load_dags(monkeypatch, FLIGHTLINE_K8S_STEPS="")) == {}
     some = pod_tasks(load_dags(monkeypatch, FLIGHTLINE_K8S_STEPS="build_features,drift_report"))
     assert {t for _, t in some} == {"build_features", "drift_report"}
     every = pod_tasks(load_dags(monkeypatch, FLIGHTLINE_K8S_STEPS="all"))
-    assert {t for _, t in every} == set(POD_STEPS)
+    assert {t for _, t in every} == set(pod_steps())
 
 
-def test_a_step_that_cannot_run_as_a_pod_is_refused_by_name():
+def test_a_step_that_cannot_run_as_a_pod_is_refused_by_name(monkeypatch):
+    from tasks.flows.steps import pod_task_ids
     from tasks.settings import Settings, SettingsError
 
     with pytest.raises(SettingsError, match="decide_promotion cannot run as a pod"):
-        Settings.from_env({"FLIGHTLINE_K8S_STEPS": "build_features,decide_promotion"})
+        pod_task_ids(Settings.from_env({"FLIGHTLINE_K8S_STEPS": "build_features,decide_promotion"}))
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("FLIGHTLINE_K8S_STEPS", "no_such_step")  # the DAGs refuse it at parse time
+    errors = DagBag(dag_folder=str(ROOT / "dags")).import_errors
+    assert errors and all("FLIGHTLINE_K8S_STEPS='no_such_step'" in e for e in errors.values()), errors
     with pytest.raises(SettingsError, match="K8S_DATA_PVC is empty"):
         Settings.from_env({"FLIGHTLINE_K8S_STEPS": "all", "FLIGHTLINE_K8S_DATA_PVC": ""})
 
 
 # ------------------------------------------------------------------------------ pod specs
 def test_every_pod_spec_the_dags_submit_is_valid_kubernetes(monkeypatch):
-    from tasks.settings import POD_STEPS
+    from tasks.flows.steps import pod_steps
 
     ops = pod_tasks(load_dags(monkeypatch, FLIGHTLINE_K8S_STEPS="all"))
-    assert len(ops) == 8
+    assert len(ops) == len(pod_steps()) == 8
     for (dag_id, task_id), op in ops.items():
         spec = render(op, CAPACITY if task_id.startswith("train_") else None,
                       {"gpu": "auto", "workers": 2} if task_id.startswith("train_") else None)
@@ -109,8 +111,8 @@ def test_every_pod_spec_the_dags_submit_is_valid_kubernetes(monkeypatch):
         main = next(c for c in pod["containers"] if c["name"] == "base")
         where = f"{dag_id}.{task_id}"
         assert main["command"] == ["flightline"], where
-        assert main["args"][:2] == ["step", POD_STEPS[task_id]], where
-        assert json.loads(main["args"][3]) == SAMPLE_INPUTS[task_id][0], where
+        assert main["args"][:2] == ["step", pod_steps()[task_id].qualname], where
+        assert json.loads(main["args"][3]) == sample_inputs(task_id)[0], where
         assert main["args"][-2:] == ["--result-file", "/airflow/xcom/return.json"], where
         assert any(c["name"] == "airflow-xcom-sidecar" for c in pod["containers"]), where
         assert pod["serviceAccountName"] == "flightline-steps", where
@@ -194,7 +196,7 @@ def test_horovod_over_several_gpu_nodes_is_an_mpijob(monkeypatch):
                               FLIGHTLINE_COST_JOB_GPUS="4"))
     op = ops[("flightline_training", "train_torch_horovod")]
     assert isinstance(op, HorovodMPIJobOperator)
-    op.step_inputs = SAMPLE_INPUTS["train_torch_horovod"]
+    op.step_inputs = sample_inputs("train_torch_horovod")
     job = op.manifest("hvd-run-1", {"run_key": "r-torch-horovod", "gpu": "auto", "workers": 2}, CAPACITY)
     # Structural check of the custom resource (the MPI operator's CRD ships in no package).
     assert (job["apiVersion"], job["kind"]) == ("kubeflow.org/v2beta1", "MPIJob")
@@ -484,7 +486,7 @@ def test_no_secret_in_a_rendered_spec(monkeypatch):
         assert "flightline-env" in text  # the Secret, by name
     mpi = load_dags(monkeypatch, FLIGHTLINE_K8S_STEPS="all", FLIGHTLINE_HOROVOD_NODES="2")
     op = pod_tasks(mpi)[("flightline_training", "train_torch_horovod")]
-    op.step_inputs = SAMPLE_INPUTS["train_torch_horovod"]
+    op.step_inputs = sample_inputs("train_torch_horovod")
     text = yaml.safe_dump(op.manifest("hvd-x", {"run_key": "k"}, CAPACITY))
     assert "EXAMPLE" not in text and not find_secrets(text)
 
@@ -505,7 +507,7 @@ def test_step_cli_names_a_bad_step_and_a_bad_input(tmp_path):
     assert out.returncode == 2 and "unknown step 'daily.nope'" in out.stderr
     out = subprocess.run([exe, "step", "daily.build_features", "--input", "{\"x\": 1}"],
                          capture_output=True, text=True, env=env)
-    assert out.returncode == 2 and "input 1 is not the result it expects" in out.stderr
+    assert out.returncode == 2 and "input 'drop' is not what it takes: not a Drop: day: Field required" in out.stderr
     out = subprocess.run([exe, "step", "daily.build_features", "--input", "{not json"],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 2 and "--input 1 is not JSON" in out.stderr
@@ -616,7 +618,7 @@ def test_the_pod_operator_prepares_places_and_skips_on_an_empty_result(monkeypat
     on_demand = {**CAPACITY, "capacity_type": "on-demand", "zone": None}
     op.prepare = lambda context, inputs, capacity: {
         "options": {"run_key": "r-xgboost", "gpu": "auto", "workers": 1}, "capacity": on_demand}
-    op.step_inputs, op.capacity = SAMPLE_INPUTS["train_xgboost"], CAPACITY
+    op.step_inputs, op.capacity = sample_inputs("train_xgboost"), CAPACITY
     seen["result"] = {"version": "v0002"}
     assert op.execute({}) == {"version": "v0002"}
     main = seen["pod"]["spec"]["containers"][0]

@@ -24,7 +24,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "infra"))
 
+from flightline_airflow.api import parse_note  # noqa: E402
 from live_airflow import LiveAirflow  # noqa: E402
+
+from tasks.flows import daily, training  # noqa: E402
+
+FLOW = daily.FLOW
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -86,11 +91,14 @@ def daily_run(live):
 
 def test_daily_run_succeeds_and_says_which_day(live, daily_run):
     states = _states(live, "flightline_daily", daily_run["dag_run_id"])
-    assert states == dict.fromkeys(["land_demo_drop", "wait_for_drop", "raw_gate", "build_features",
-                                    "features_gate", "publish_features"], "success"), states
+    assert states == dict.fromkeys(FLOW.task_ids, "success"), states
     assert daily_run["state"] == "success"
-    note = live.run("flightline_daily", daily_run["dag_run_id"])["note"]
-    assert note and note.startswith(f"Processed {DAY}: ") and "feature rows" in note, note
+    note = parse_note(live.run("flightline_daily", daily_run["dag_run_id"])["note"])
+    # Each task's section of the note: the day it processed, what it published, the summary.
+    assert note["land_demo_drop"].startswith(f"Processing {DAY}"), note
+    assert note["publish_features"].startswith(f"Processed {DAY}: "), note
+    assert "feature rows" in note["publish_features"], note
+    assert note["summarize_day"].startswith(f"{DAY}: ") and "arrived 15+ min late" in note["summarize_day"], note
     assert (live.data / "features" / f"dt={DAY}" / "_SUCCESS").exists()
 
 
@@ -135,13 +143,11 @@ def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, dai
                              "budget_minutes": 10})
     done = live.wait_run("flightline_training", run["dag_run_id"], timeout=900)
     states = _states(live, "flightline_training", run["dag_run_id"])
-    assert states == dict.fromkeys(["prepare_split", "choose_capacity", "train_xgboost",
-                                    "train_torch_horovod", "decide_promotion", "package_champion",
-                                    "check_and_release"], "success"), states
+    assert states == dict.fromkeys(training.FLOW.task_ids, "success"), states
     assert done["state"] == "success"
-    note = live.run("flightline_training", run["dag_run_id"])["note"]
-    assert note and note.startswith(("[Manual run] Promoted: ", "[Manual run] Not promoted: ")), note
-    assert "Released flightline:" in note, note  # the Bento passed its check under the scheduler
+    note = parse_note(live.run("flightline_training", run["dag_run_id"])["note"])
+    assert note["decide_promotion"].startswith(("[Manual run] Promoted: ", "[Manual run] Not promoted: ")), note
+    assert "Released flightline:" in note["check_and_release"], note  # passed its check under the scheduler
     # The scheduler outlives the run's end (the old listener killed it right there): healthy
     # through a few heartbeats, never restarted by the supervisor.
     time.sleep(12)
@@ -153,10 +159,11 @@ def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, dai
     # The run's cost: appended to its note when it ended (by the scheduler's listener, through
     # the REST API), and a Cost button on every task opening the ledger behind the login.
     deadline = time.time() + 60
-    while "Cost $" not in (note := live.run("flightline_training", run["dag_run_id"])["note"] or ""):
+    while "cost" not in (note := parse_note(live.run("flightline_training", run["dag_run_id"])["note"])):
         assert time.time() < deadline, note
         time.sleep(2)
-    assert "Released flightline:" in note and "saved $" in note, note
+    assert note["cost"].startswith("Cost $") and "saved $" in note["cost"], note
+    assert "Released flightline:" in note["check_and_release"], note  # kept beside the cost
     from urllib.parse import quote
 
     url = live.links("flightline_training", run["dag_run_id"], "train_xgboost")["extra_links"]["Cost"]

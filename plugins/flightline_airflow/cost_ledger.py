@@ -6,8 +6,8 @@ cost note.
   (:mod:`tasks.cost.ledger`). A task that runs on capacity the spot step chose says so with
   :func:`use_capacity` while it runs; every other attempt is priced as the local machine.
   Recording never fails a task: an error is logged and the attempt is left out.
-- **The run's note** (scheduler side): when a run finishes, its cost line is appended to the
-  run's note through the REST API, from a short-lived thread, so the scheduler neither waits
+- **The run's note** (scheduler side): when a run finishes, its cost line becomes the note's
+  ``cost`` section through the REST API, from a short-lived thread, so the scheduler neither waits
   on HTTP nor opens a metadata-DB session of its own.
 
 Every task's **Cost** button (a link registered by the plugin, resolved in the API server
@@ -91,48 +91,23 @@ def on_task_instance_skipped(previous_state, task_instance):
 
 
 def _note_cost(dag_id: str, run_id: str) -> None:
-    """Append the run's cost line to its note (REST API, as the service user)."""
+    """Set the run's ``cost`` note section (REST API, as the service user)."""
     try:
-        import json
-        import os
-
-        import httpx
-
-        from flightline_airflow.run_notes import api_base
+        from flightline_airflow.api import AirflowAPI
         from tasks.cost.ledger import run_summary, summary_line
         from tasks.settings import Settings
 
-        raw = os.environ.get("AIRFLOW_CONN_FLIGHTLINE_API")
-        if not raw:
-            log.info("cost note not written (no flightline_api connection in the environment)")
+        try:
+            api = AirflowAPI.from_connection(env_only=True)
+        except LookupError as exc:
+            log.info("cost note not written (%s)", exc)
             return
-        from airflow.sdk import Connection
-
-        conn = Connection.from_json(raw, conn_id="flightline_api") if raw.lstrip().startswith("{") \
-            else Connection.from_uri(raw, conn_id="flightline_api")
         summary = run_summary(dag_id, run_id, Settings.from_env())
         if not summary["attempts"]:
             return
-        from urllib.parse import quote
-
-        url = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
-        with httpx.Client(base_url=api_base(conn), timeout=20) as http:
-            token = http.post("/auth/token", json={"username": conn.login, "password": conn.password})
-            token.raise_for_status()
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-            note = ""
-            for _ in range(10):  # the run's last task may still be writing its own note
-                current = http.get(url, headers=headers)
-                current.raise_for_status()
-                note = current.json().get("note") or ""
-                if "Cost $" not in note:
-                    break
-                return
-            text = (note + "\n" if note else "") + summary_line(summary)
-            resp = http.patch(url, params={"update_mask": "note"}, json={"note": text[-1000:]},
-                              headers=headers)
-            resp.raise_for_status()
-        log.info("cost note for %s %s: %s", dag_id, run_id, json.dumps(summary_line(summary)))
+        with api:
+            api.set_note_section(dag_id, run_id, "cost", summary_line(summary))
+        log.info("cost note for %s %s: %s", dag_id, run_id, summary_line(summary))
     except Exception as exc:
         log.warning("cost note for %s %s not written: %s", dag_id, run_id, exc)
 

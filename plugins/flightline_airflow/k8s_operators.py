@@ -20,8 +20,7 @@ from airflow.sdk import BaseOperator
 
 from flightline_airflow import kubernetes as kube
 from flightline_airflow.operators import MonitoringReportLink
-
-INTERRUPTED_EXIT = 75  # tasks.cost.interruption.INTERRUPTED_EXIT (no tasks import at parse time)
+from tasks.cost.interruption import INTERRUPTED_EXIT
 
 
 def _spot_interrupted(message: str) -> Exception:
@@ -244,7 +243,8 @@ class HorovodMPIJobOperator(BaseOperator):
 
     def manifest(self, name: str, options: dict, capacity: dict | None) -> dict:
         root = self.settings.k8s_data_mount if self.settings.k8s_data_pvc else self.settings.data_root
-        result = f"{root.rstrip('/')}/{self.settings.layout.models}/.results/{name}.json"
+        models = dict(self.settings.zone_dirs).get("models", "models")
+        result = f"{root.rstrip('/')}/{models}/.results/{name}.json"
         return mpijob_manifest(name, self.settings, inputs=list(self.step_inputs), options=options,
                                capacity=capacity, result_path=result)
 
@@ -295,7 +295,7 @@ class HorovodMPIJobOperator(BaseOperator):
 def pod_operator_for(task_id: str, inputs: list, *, settings, capacity=None, prepare=None,
                      gpu: bool = False, report: str | None = None, **task_kwargs) -> BaseOperator:
     """The operator that runs heavy step ``task_id`` on the cluster (see
-    :func:`flightline_airflow.kubernetes.step_task`)."""
+    :func:`flightline_airflow.step_tasks.step_task`)."""
     if task_id == "train_torch_horovod" and settings.horovod_nodes > 1:
         return HorovodMPIJobOperator(task_id=task_id, step_inputs=inputs, capacity=capacity,
                                      prepare=prepare, settings=settings, **task_kwargs)

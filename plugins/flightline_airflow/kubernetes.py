@@ -1,15 +1,16 @@
 """Heavy steps as Kubernetes pods: one switch per step, the same ``flightline`` command.
 
-``FLIGHTLINE_K8S_STEPS`` names the task ids that run as pods (``all`` for every one in
-:data:`tasks.settings.POD_STEPS`). For those, :func:`step_task` gives the DAG a
+``FLIGHTLINE_K8S_STEPS`` names the task ids that run as pods (``all`` for every step declared
+with a ``pod``, :mod:`tasks.flows.steps`). For those,
+:func:`flightline_airflow.step_tasks.step_task` gives the DAG a
 :class:`~flightline_airflow.k8s_operators.StepPodOperator` (the cncf-kubernetes provider's
 ``KubernetesPodOperator``) that runs ``flightline step <flow.step>`` in the task image on the
-results of the steps before; for the others it gives the DAG's own TaskFlow task, which calls the
-same step in the worker (:func:`tasks.flows.steps.run_step`). A Horovod trainer with
+results of the steps before; for the others the DAG's own TaskFlow task calls the same step in
+the worker (:func:`tasks.flows.steps.run_step`). A Horovod trainer with
 ``FLIGHTLINE_HOROVOD_NODES`` > 1 runs as an MPIJob across GPU nodes instead.
 
-The pod spec is built here from the settings and, for the trainers, the cost step's capacity
-choice: image, requests and limits, ``nvidia.com/gpu``, node selection and tolerations for the
+The pod spec is built here from the step's declaration (its ``Pod``: requests, GPU, Spark), the
+settings and, for the trainers, the cost step's capacity choice: image, requests and limits, ``nvidia.com/gpu``, node selection and tolerations for the
 chosen spot GPU nodes (with Karpenter's on-demand fallback), the service account, environment
 from a Secret by reference, the data volume, ``activeDeadlineSeconds``. Only light imports at
 module level: DAG files import this at parse time.
@@ -19,23 +20,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-
-#: Steps that need a GPU node when a GPU is asked for, and the step that drives Spark.
-GPU_STEPS = ("train_xgboost", "train_torch_horovod")
-SPARK_STEPS = ("build_features",)
-
-#: Requests (limits: the same memory, no CPU limit) per step: what one run of it needs on the
-#: demo's scale; a cluster operator tunes them here.
-RESOURCES = {
-    "build_features": {"cpu": "1", "memory": "3Gi"},  # the Spark driver; executors are pods
-    "train_xgboost": {"cpu": "4", "memory": "16Gi"},
-    "train_torch_horovod": {"cpu": "4", "memory": "16Gi"},
-    "package_champion": {"cpu": "1", "memory": "2Gi"},
-    "check_and_release": {"cpu": "2", "memory": "3Gi"},
-    "score_day": {"cpu": "1", "memory": "2Gi"},
-    "drift_report": {"cpu": "1", "memory": "3Gi"},
-    "quality_report": {"cpu": "1", "memory": "2Gi"},
-}
 
 XCOM_RESULT = "/airflow/xcom/return.json"  # where KubernetesPodOperator's sidecar reads XCom
 #: The official Airflow image's user; the task images run as it.
@@ -47,6 +31,17 @@ PART_OF = {"app.kubernetes.io/part-of": "flightline"}
 
 
 # ------------------------------------------------------------------------------ what a pod gets
+def declared(task_id: str):
+    """The declaration of pod step ``task_id`` (:func:`tasks.flows.steps.pod_steps`)."""
+    from tasks.flows.steps import pod_steps
+
+    steps = pod_steps()
+    if task_id not in steps:
+        raise ValueError(f"{task_id!r} is not a step declared to run as a pod; those are: "
+                         f"{', '.join(steps)}")
+    return steps[task_id]
+
+
 def pod_settings_env(task_id: str, settings) -> dict[str, str]:
     """The pod's ``FLIGHTLINE_*`` environment: the worker's settings, explicitly, with what
     differs inside the cluster (the data root as the pod sees it, Spark's master, scratch)."""
@@ -55,12 +50,13 @@ def pod_settings_env(task_id: str, settings) -> dict[str, str]:
     env["FLIGHTLINE_BENTOML_HOME"] = "/tmp/bentoml"  # per pod; Bentos travel as archives
     env["FLIGHTLINE_K8S_STEPS"] = ""  # inside the pod the step runs where it is
     env["FLIGHTLINE_HOROVOD_HOSTFILE"] = ""
+    pod = declared(task_id).pod
     if not settings.code_version:  # no git checkout in the image: the image is the code
-        image = settings.k8s_gpu_image if task_id in GPU_STEPS else settings.k8s_image
+        image = settings.k8s_gpu_image if pod.gpu else settings.k8s_image
         env["FLIGHTLINE_CODE_VERSION"] = f"image {image}"
-    if task_id in SPARK_STEPS:
+    if pod.spark:
         env["FLIGHTLINE_SPARK_MASTER"] = (IN_CLUSTER_K8S if settings.k8s_spark_executors
-                                          else f"local[{RESOURCES[task_id]['cpu']}]")
+                                          else f"local[{pod.cpu}]")
     return env
 
 
@@ -109,7 +105,8 @@ def placement(capacity: dict | None, gpu: bool) -> dict[str, Any]:
 def resources(task_id: str, gpu: bool, gpus: int = 1):
     from kubernetes.client import models as k8s
 
-    req = dict(RESOURCES[task_id])
+    pod = declared(task_id).pod
+    req = {"cpu": pod.cpu, "memory": pod.memory}
     limits = {"memory": req["memory"]}
     if gpu:
         limits["nvidia.com/gpu"] = str(gpus)
@@ -118,9 +115,7 @@ def resources(task_id: str, gpu: bool, gpus: int = 1):
 
 
 def step_arguments(task_id: str, inputs: list, options: dict | None) -> list[str]:
-    from tasks.settings import POD_STEPS
-
-    args = ["step", POD_STEPS[task_id]]
+    args = ["step", declared(task_id).qualname]
     for value in inputs:
         args += ["--input", json.dumps(value, sort_keys=True)]
     return [*args, "--options", json.dumps(options or {}, sort_keys=True), "--result-file", XCOM_RESULT]
@@ -168,22 +163,3 @@ def operator_kwargs(task_id: str, settings, *, gpu: bool = False) -> dict[str, A
         "kubernetes_conn_id": "kubernetes_default",
         "in_cluster": True,
     }
-
-
-# ------------------------------------------------------------------------------ DAG helper
-def step_task(task_id: str, local, inputs: list, *, settings, capacity=None, prepare=None,
-              gpu: bool = False, report: str | None = None, **pod_kwargs):
-    """The task of heavy step ``task_id``: ``local()`` (which wires the DAG's own task) unless
-    the settings run that step as a pod, whose inputs are then ``inputs`` (XComArgs of the
-    steps before).
-
-    ``prepare(context, inputs, capacity)`` runs in the worker before the pod is built and returns
-    a dict with any of ``options`` (the step's keyword options: the trainers' run key, Params),
-    ``capacity`` (the spot fallback) and ``inputs`` (e.g. the day the run monitors); ``report``
-    gives the pod's task the monitoring report's link."""
-    if task_id not in settings.pod_steps:
-        return local()
-    from flightline_airflow.k8s_operators import pod_operator_for
-
-    return pod_operator_for(task_id, list(inputs), settings=settings, capacity=capacity,
-                            prepare=prepare, gpu=gpu, report=report, **pod_kwargs).output

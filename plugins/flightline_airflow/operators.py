@@ -46,14 +46,11 @@ class DataDocsLink(BaseOperatorLink):
 
 
 def _gate_step(gate: str, data: dict, settings):
-    """Run the daily flow's gate step on the result of the step before (its XCom dict)."""
-    from tasks.features.staging import StagedFeatures
-    from tasks.flows import daily
-    from tasks.landing import Drop
+    """Run the daily flow's declared gate step on the result of the step before (its XCom)."""
+    from tasks.flows.steps import find
 
-    if gate == "raw":
-        return daily.raw_gate(Drop.from_dict(data), settings)
-    return daily.features_gate(StagedFeatures.from_dict(data), settings)
+    step = find(f"daily.{gate}_gate")
+    return step(*step.decode_inputs([data]), settings=settings)
 
 
 class QualityGateOperator(BaseOperator):

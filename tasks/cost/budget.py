@@ -8,8 +8,9 @@ it may take). Trainers run side by side, each on its own machine.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+from tasks.results import Result
 from tasks.settings import Settings
 
 HISTORY_RUNS = 20
@@ -21,14 +22,11 @@ class OverBudget(ValueError):
 
 
 @dataclass
-class Estimate:
+class Estimate(Result):
     usd: float
     hourly_usd: float
     capacity: str  # e.g. "g4dn.xlarge spot in us-east-1a"
     parts: list[dict] = field(default_factory=list)  # per trainer: task, hours, basis, usd
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def expected_seconds(task_id: str, settings: Settings, dag_id: str = "flightline_training") -> tuple[float | None, int]:

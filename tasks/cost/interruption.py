@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.results import Result
 from tasks.settings import Settings
 
 #: The exit status a trainer process uses for "interrupted, checkpointed" (EX_TEMPFAIL).
@@ -29,7 +30,7 @@ class SpotInterrupted(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Notice:
+class Notice(Result):
     notice_file: str = ""  # a path whose existence is the notice
     simulate_at: int = 0  # >0: a simulated notice at this safe point (round/epoch count)
 
@@ -39,8 +40,25 @@ class Notice:
             return True
         return bool(self.notice_file) and Path(self.notice_file).exists()
 
-    def to_dict(self) -> dict:
-        return {"notice_file": self.notice_file, "simulate_at": self.simulate_at}
+
+def attempt_capacity(capacity: dict, *, dag_id: str, run_id: str, task_id: str,
+                     settings: Settings) -> dict:
+    """The capacity a trainer's next attempt asks for: the chosen one, or the same instance type
+    on demand once the run's ledger holds ``spot_max_interruptions`` interrupted attempts of it
+    (spot capacity that keeps being reclaimed is not worth more retries)."""
+    from tasks.cost.ledger import read_ledger
+
+    if capacity.get("capacity_type") != "spot":
+        return dict(capacity)
+    ledger = read_ledger(settings, dag_id=dag_id, run_id=run_id)
+    interrupted = int(((ledger["task_id"] == task_id) & (ledger["state"] == "interrupted")).sum()) \
+        if len(ledger) else 0
+    if interrupted < settings.spot_max_interruptions:
+        return dict(capacity)
+    return capacity | {"capacity_type": "on-demand", "zone": None,
+                       "hourly_usd": capacity["on_demand_usd"],
+                       "reason": f"{interrupted} spot interruptions: {capacity['instance_type']} "
+                                 "on demand"}
 
 
 def notice_for(attempt: int, run_key: str, settings: Settings, *, per_attempt: int) -> Notice:

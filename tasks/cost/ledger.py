@@ -11,16 +11,17 @@ works on a local folder and on S3 alike. An attempt runs on the local machine (p
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import quote
 
+from tasks.results import Result
 from tasks.settings import Settings
 from tasks.storage import Store, join
 
 
 @dataclass
-class Attempt:
+class Attempt(Result):
     dag_id: str
     run_id: str
     task_id: str
@@ -39,9 +40,6 @@ class Attempt:
     on_demand_cost_usd: float
     run_day: str  # the run's logical day (the report's x-axis), else the start's day
     note: str = ""  # e.g. why the attempt ended (an interruption)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def ledger_root(settings: Settings) -> str:

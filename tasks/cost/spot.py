@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tasks.results import Result
 from tasks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class Candidate:
 
 
 @dataclass
-class Capacity:
+class Capacity(Result):
     """The choice handed to the training step (and the Kubernetes placement)."""
 
     instance_type: str
@@ -100,13 +101,6 @@ class Capacity:
     reason: str
     window: dict = field(default_factory=dict)  # start, end (ISO) of the prices judged
     runners_up: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Capacity:
-        return cls(**d)
 
 
 def load_snapshot(path: Path = SNAPSHOT) -> dict:

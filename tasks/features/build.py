@@ -14,17 +14,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
-from pathlib import Path
 
 from tasks.feature_contract import ROW_ORDER
 from tasks.features.staging import (
     StagedFeatures,
     finish_features,
-    publish_raw,
     stage_folder,
 )
 from tasks.features.transform import feature_frame
-from tasks.landing import Drop, find_lookback, reference_uri
+from tasks.landing import Drop, reference_uri
 from tasks.raw_contract import FLIGHT_COLUMNS, PLANE_COLUMNS, WEATHER_COLUMNS
 from tasks.settings import Settings
 from tasks.spark import read_csv
@@ -51,15 +49,15 @@ def _flight_names() -> list[str]:
 
 
 def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatures:
-    """Build the features of ``drop``'s day into a staged folder; publish the typed raw partition.
+    """Build the features of ``drop``'s day and its typed raw partition into staged folders.
 
-    The day before's drop, when complete, feeds the look-back features.
-    :func:`tasks.features.staging.publish_features` makes the staged features visible.
+    The drop's look-back drop (the day before, when it was complete) feeds the look-back
+    features. :func:`tasks.features.staging.publish_features` publishes both, after the gates.
     """
     from pyspark.sql import functions as F
 
     day = drop.day
-    prev = find_lookback(drop, settings)
+    prev = drop.lookback
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with _session(settings, f"flightline-features-{day.isoformat()}", spark) as spark:
@@ -88,7 +86,7 @@ def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatu
         ).collect()[0]
         dropped = {k: int(counts[k] or 0) for k in ("cancelled", "diverted", "impossible")}
 
-        # The features to a hidden staging folder, the typed raw partition published now.
+        # The features and the typed raw partition to hidden staging folders.
         # One file per day, rows in flight order: sorted inside the single partition (a global
         # orderBy would add a sampling job for a thousand rows).
         stage = stage_folder("features", day, settings)
@@ -114,11 +112,11 @@ def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatu
         "inputs": [drop.flights_uri, drop.weather_uri]
         + ([prev.flights_uri, prev.weather_uri] if prev else []),
     })
-    raw_uri = publish_raw(raw_stage, day, settings)
     return StagedFeatures(
         day=day,
         features_uri=str(stage),
-        raw_uri=raw_uri,
+        raw_uri=settings.partition("raw", day),
+        raw_staged=str(raw_stage),
         rows=rows,
         dropped=dropped,
         history_days=history_days,
@@ -178,10 +176,3 @@ def build_features_range(drops: dict[date, Drop], first: date, last: date, setti
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
     return staged
-
-
-def publish_staged_raw(staged: StagedFeatures, settings: Settings) -> str | None:
-    """Publish the raw partition a range build staged beside the features (None if there is none)."""
-    if not staged.raw_staged:
-        return None
-    return publish_raw(Path(staged.raw_staged), staged.day, settings)

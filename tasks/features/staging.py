@@ -9,17 +9,18 @@ typed raw partition is staged and published the same way (:func:`publish_raw`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from tasks.feature_contract import FEATURE_COLUMNS
+from tasks.results import Result
 from tasks.settings import Settings
 from tasks.storage import SUCCESS, Store, join
 
 
 @dataclass
-class StagedFeatures:
+class StagedFeatures(Result):
     """A built, not yet published, features partition: what the features gate and publish take."""
 
     day: date
@@ -29,28 +30,16 @@ class StagedFeatures:
     dropped: dict[str, int] = field(default_factory=dict)
     history_days: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-    raw_staged: str = ""  # range builds: the raw partition, staged to publish with the features
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["day"] = self.day.isoformat()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> StagedFeatures:
-        return cls(**{**d, "day": date.fromisoformat(d["day"])})
+    raw_staged: str = ""  # the typed raw partition, staged to be published with the features
 
 
 @dataclass(frozen=True)
-class Published:
+class Published(Result):
     """A published features partition."""
 
     day: date
     features_uri: str
     rows: int
-
-    def to_dict(self) -> dict:
-        return {"day": self.day.isoformat(), "features_uri": self.features_uri, "rows": self.rows}
 
 
 def stage_folder(zone: str, day: date, settings: Settings) -> Path:
@@ -78,7 +67,8 @@ def publish_raw(raw_stage: Path, day: date, settings: Settings) -> str:
 
 
 def publish_features(staged: StagedFeatures, settings: Settings) -> Published:
-    """Move a staged (and validated) features folder into ``features/dt=day`` atomically.
+    """Publish a day that passed both gates: its staged typed raw partition as ``raw/dt=day``,
+    then its staged features as ``features/dt=day``, each by an atomic rename.
 
     Idempotent for retries: when the staged folder is gone because an earlier attempt already
     moved it into place (and then failed on something else, such as the API server timing out
@@ -86,6 +76,8 @@ def publish_features(staged: StagedFeatures, settings: Settings) -> Published:
     """
     store = Store(settings)
     day = staged.day
+    if staged.raw_staged and Path(staged.raw_staged).is_dir():  # gone: an earlier attempt's
+        publish_raw(Path(staged.raw_staged), day, settings)
     final = settings.partition("features", day)
     if not Path(staged.features_uri).is_dir():
         if store.is_committed(final) and _manifest_day(final) == day.isoformat():

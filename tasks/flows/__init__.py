@@ -1,10 +1,10 @@
-"""Flows: one module per flow names its steps, in order, and runs them in one process.
+"""Flows: one module per flow declares its steps, in order, and runs them in one process.
 
-A step is a plain function in its room of ``tasks/`` (landing, features, quality, training):
-it takes the typed result of the step before (a dataclass with ``to_dict``/``from_dict``) and the
-``Settings``, and returns its own. A flow module lists its steps in ``STEPS`` under the task ids
-of its DAG (one task per step) and offers a ``run_*`` function that chains them for the CLI,
-benchmarks and tests.
+A step is a plain function (in its room of ``tasks/``, or in the flow module when it is a few
+lines): it takes the typed results of the steps before (:class:`tasks.results.Result`
+dataclasses) and the ``Settings``, and returns its own. A flow module declares its steps once,
+in its ``FLOW`` (:mod:`tasks.flows.steps`); its DAG's task ids, the ``flightline step`` command,
+the Kubernetes pods and the flow's ``run_*`` function all read that declaration.
 
 - :mod:`tasks.flows.daily`: one day's drop to published features (``flightline_daily``);
 - :mod:`tasks.flows.range_build`: many days of history in one Spark job (``features-range``);
@@ -15,7 +15,4 @@ benchmarks and tests.
 - :mod:`tasks.flows.monitoring`: score a day, its drift and quality reports, the retrain
   decision and request (``flightline_monitoring``);
 - :mod:`tasks.flows.cost`: the spot step and the budget (``choose_capacity``).
-
-:mod:`tasks.flows.steps` runs one heavy step by name on the results of the steps before: the
-worker's task and a Kubernetes pod (``flightline step``) call the same function.
 """

@@ -1,14 +1,11 @@
-"""The cost flow: the steps the training DAG runs before it asks for capacity, and the reports.
+"""The cost flow: what the training DAG runs before it asks for capacity, and the reports.
 
-=================  ==========================  ===========  ===================================
-task / step        takes                       returns      does
-=================  ==========================  ===========  ===================================
-choose_capacity    settings (+ on-demand)      Capacity     spot prices, the rule, the choice
-check_budget       Capacity, families, budget  Estimate     price x expected duration; refuses
-                                                            a run over its budget
-(listener)         each task attempt           ledger row   duration x its capacity's price
-cost_report        first, last                 totals, PNG  per DAG and step, daily chart
-=================  ==========================  ===========  ===================================
+It has no DAG of its own: the training flow declares :func:`choose_within_budget` as its
+``choose_capacity`` step (:mod:`tasks.flows.training`). :func:`choose_capacity` reads spot prices
+and applies the rule; :func:`budget_step` prices the run (price x each trainer's expected
+duration) and refuses one over its budget; the cost ledger's listener prices every task attempt
+(duration x its capacity's price); :func:`cost_report` gives totals per DAG and step and a daily
+chart.
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from tasks.cost.report import cost_report
 from tasks.cost.spot import Capacity, choose_capacity
 from tasks.settings import Settings
 
-__all__ = ["STEPS", "budget_step", "choose_capacity", "choose_within_budget", "cost_report"]
+__all__ = ["budget_step", "choose_capacity", "choose_within_budget", "cost_report"]
 
 
 def budget_step(capacity: Capacity, families: list[str], time_budget_minutes: float,
@@ -36,6 +33,3 @@ def choose_within_budget(families: list[str], time_budget_minutes: float, budget
     capacity = choose_capacity(settings)
     return capacity, budget_step(capacity, families, time_budget_minutes, budget_usd, settings)
 
-
-STEPS = {"choose_capacity": choose_capacity, "check_budget": budget_step,
-         "choose_within_budget": choose_within_budget, "cost_report": cost_report}

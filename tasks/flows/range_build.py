@@ -5,16 +5,10 @@ equals what the daily flow publishes for its day: the same transform, the same s
 same features gate and publish (:mod:`tasks.flows.daily`). A day that fails the gate is
 quarantined and reported; the others are published.
 
-==================  =======================  ======================  ================================
-step                takes                    returns                 does
-==================  =======================  ======================  ================================
-find_drops          first, last              {day: Drop}             every day's drop (and the day
-                                                                     before, for look-back)
-build_features_     {day: Drop}              [StagedFeatures]        one Spark job; each day staged
-range                                                                as the daily build stages it
-features_gate       StagedFeatures           GateResult              per day, as in the daily flow
-publish             StagedFeatures           Published               the day's raw and features
-==================  =======================  ======================  ================================
+It is a batch job, not a DAG: :func:`tasks.landing.find_drops` finds every day's drop (and
+the day before, for look-back); :func:`tasks.features.build.build_features_range` runs one Spark
+job that stages each day as the daily build stages it; then, per day, the daily flow's
+``features_gate`` and ``publish_features`` steps.
 """
 
 from __future__ import annotations
@@ -23,26 +17,12 @@ import shutil
 import time
 from datetime import date
 
-from tasks.features.build import build_features_range, publish_staged_raw
-from tasks.features.staging import Published, StagedFeatures, publish_features
+from tasks.features.build import build_features_range
+from tasks.features.staging import publish_features
 from tasks.flows.daily import features_gate
 from tasks.landing import find_drops
 from tasks.quality.gate import QualityGateFailed
 from tasks.settings import Settings
-
-
-def publish(staged: StagedFeatures, settings: Settings) -> Published:
-    """Publish a day that passed the gate: its typed raw partition, then its features."""
-    publish_staged_raw(staged, settings)
-    return publish_features(staged, settings)
-
-
-STEPS = {
-    "find_drops": find_drops,
-    "build_features_range": build_features_range,
-    "features_gate": features_gate,
-    "publish": publish,
-}
 
 
 def run_range(first: date, last: date, settings: Settings, *, spark=None) -> dict:
@@ -59,7 +39,7 @@ def run_range(first: date, last: date, settings: Settings, *, spark=None) -> dic
             failed[day.day.isoformat()] = exc.result.summary()
             shutil.rmtree(day.raw_staged, ignore_errors=True)
             continue
-        rows += publish(day, settings).rows
+        rows += publish_features(day, settings).rows
         published += 1
     return {"first": first.isoformat(), "last": last.isoformat(), "published": published,
             "rows": rows, "failed": failed,

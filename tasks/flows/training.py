@@ -1,27 +1,11 @@
 """The training flow: a window of published features to candidates, and the promotion decision.
 
-==================  ======================  ==================  ===================================
-task / step         takes                   returns             does
-==================  ======================  ==================  ===================================
-prepare_split       end day, window         Split               the window's days by date: train,
-                                                                validation, test (never at random)
-choose_capacity     families, budgets       Capacity, Estimate  the cost flow: spot prices, the
-                                                                choice, the budget check
-train_xgboost,      Split, Capacity         Candidate           :func:`train_candidate` for one
-train_torch_horovod                                             family: fit, evaluate, register
-                                                                (on spot: checkpoint and stop on
-                                                                an interruption notice)
-decide_promotion    [Candidate]             Decision            the best candidate against the
-                                                                champion on the same test days
-package_champion,   Decision                Packaged, Release   the serving flow
-check_and_release                                               (:mod:`tasks.flows.serving`)
-==================  ======================  ==================  ===================================
+The window's days are split by date (train, validation, test; never at random); the cost
+flow's step chooses capacity within the budget; one trainer per family fits, evaluates and
+registers a candidate (on spot: it checkpoints and stops on an interruption notice); the
+promotion decision compares the best with the champion on the same test days; the serving
+flow's steps package and release the champion. The steps, as :data:`FLOW` declares them:
 
-Training one candidate is three steps run in one task, because the fitted model lives in a
-local folder until it is registered: **fit** (:func:`tasks.training.models.fit`, the family's
-trainer from the table), **evaluate** (:func:`tasks.training.evaluate.evaluate`, beside two
-baselines, and the seeded reference sample monitoring compares against,
-:mod:`tasks.training.reference`) and **register** (:func:`register`, a new version in the model registry).
 """
 
 from __future__ import annotations
@@ -30,17 +14,18 @@ import subprocess
 import tempfile
 import time
 from datetime import UTC, date, datetime
-from functools import partial
 from pathlib import Path
 
+from tasks.cost.budget import TRAINER_TASKS
 from tasks.flows import cost, serving
+from tasks.flows.steps import Flow, Pod, step
 from tasks.settings import PROJECT_ROOT, Settings
 from tasks.storage import join
 from tasks.training import hardware, registry
 from tasks.training.data import Split, frames, prepare_split
 from tasks.training.evaluate import Evaluation, evaluate
 from tasks.training.models import FAMILIES, FitOptions, Fitted, fit, load
-from tasks.training.promotion import Decision, decide_promotion
+from tasks.training.promotion import decide_promotion
 from tasks.training.reference import save_reference
 from tasks.training.registry import Candidate
 
@@ -116,17 +101,31 @@ def train_candidate(family: str, split: Split, *, run_key: str, settings: Settin
                         started=started, settings=settings, reference=reference)
 
 
-#: The DAG's task ids, in order, and the step each task runs (``choose_capacity`` is the cost
-#: flow's; the last two are the serving flow's: package the champion, check it on a live
-#: server, release it).
-STEPS = {
-    "prepare_split": prepare_split,
-    "choose_capacity": cost.choose_within_budget,
-    "train_xgboost": partial(train_candidate, "xgboost"),
-    "train_torch_horovod": partial(train_candidate, "torch-horovod"),
-    "decide_promotion": decide_promotion,
-    **serving.STEPS,
-}
+def train_xgboost(split: Split, settings: Settings, **options) -> Candidate:
+    """:func:`train_candidate` for XGBoost (``options``: its keyword options and parameters)."""
+    return train_candidate("xgboost", split, settings=settings, **options)
+
+
+def train_torch_horovod(split: Split, settings: Settings, **options) -> Candidate:
+    """:func:`train_candidate` for the PyTorch model trained data-parallel with Horovod."""
+    return train_candidate("torch-horovod", split, settings=settings, **options)
+
+
+_TRAINER = Pod(cpu="4", memory="16Gi", gpu=True)
+
+FLOW = Flow("training", dag="flightline_training", steps=[
+    step(prepare_split, "the window's days by date: train, validation, test (never at random)"),
+    step(cost.choose_within_budget, "the cost flow: spot prices, the choice, the budget check",
+         name="choose_capacity", writes=("costs",)),
+    step(train_xgboost, "fit, evaluate, register an XGBoost candidate", pod=_TRAINER,
+         writes=("models",)),
+    step(train_torch_horovod, "fit (Horovod ranks), evaluate, register a PyTorch candidate",
+         pod=_TRAINER, writes=("models",)),
+    step(decide_promotion, "the best candidate against the champion on the same test days",
+         writes=("models",)),
+    *serving.FLOW,
+])
+__doc__ += FLOW.table()
 
 
 def run_training(end: date, window_days: int, settings: Settings, *, families: list[str],
@@ -136,17 +135,18 @@ def run_training(end: date, window_days: int, settings: Settings, *, families: l
     """Every step in one process (the ``flightline train`` CLI): split, one candidate per
     family (``params``: family -> hyperparameters), the promotion decision, and with
     ``release`` the serving flow (package the champion, check it, release it)."""
-    split = prepare_split(end, window_days, settings)
-    candidates = [
-        train_candidate(f, split, run_key=f"{run_key}-{f}", workers=workers, gpu=gpu,
-                        settings=settings, **(params or {}).get(f, {}))
-        for f in families
-    ]
-    decision: Decision = decide_promotion(candidates, settings, margin=margin, force=force)
-    out = {"split": {k: v for k, v in split.to_dict().items() if k != "partitions"},
-           "candidates": [c.to_dict() for c in candidates], "promotion": decision.to_dict()}
+    trainers = {f: TRAINER_TASKS[f] for f in families}
+    skip = {"choose_capacity", *(set(TRAINER_TASKS.values()) - set(trainers.values()))}
+    if not release:
+        skip |= set(serving.FLOW.steps)
+    options = {task: {"run_key": f"{run_key}-{f}", "workers": workers, "gpu": gpu,
+                      **(params or {}).get(f, {})} for f, task in trainers.items()}
+    options["decide_promotion"] = {"margin": margin, "force": force}
+    r = FLOW.run(settings, end=end, window_days=window_days, skip=skip, options=options)
+    out = {"split": {k: v for k, v in r["prepare_split"].to_dict().items() if k != "partitions"},
+           "candidates": [r[t].to_dict() for t in trainers.values() if r.get(t)],
+           "promotion": r["decide_promotion"].to_dict()}
     if release:
-        packaged = serving.package_champion(decision, settings)
-        out["release"] = (serving.check_and_release(packaged, settings).to_dict() if packaged
+        out["release"] = (r["check_and_release"].to_dict() if r.get("check_and_release")
                           else {"released": registry.released(settings)})
     return out

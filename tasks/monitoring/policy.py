@@ -21,16 +21,17 @@ its gate is never scored, so it never requests one. A day monitored again keeps 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from tasks.monitoring import metrics
 from tasks.monitoring.reports import DriftResult, QualityResult
+from tasks.results import Result
 from tasks.settings import Settings
 
 
 @dataclass
-class RetrainDecision:
+class RetrainDecision(Result):
     day: str
     version: str
     breach: bool
@@ -38,13 +39,6 @@ class RetrainDecision:
     retrain: bool
     reason: str
     repeat: bool = False  # this day already requested it on an earlier run: not sent again
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RetrainDecision:
-        return cls(**d)
 
 
 def window_auc(day: date, version: str, settings: Settings) -> float | None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
 
 from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, NUMERIC_FEATURES
 from tasks.monitoring.scoring import PREDICTION, Scored, read_scored
+from tasks.results import Result
 from tasks.settings import Settings
 from tasks.storage import Store, join
 from tasks.training import registry
@@ -44,7 +45,7 @@ def report_path(day: date, report: str) -> str:
 
 
 @dataclass
-class DriftResult:
+class DriftResult(Result):
     day: str
     version: str
     rows: int
@@ -60,16 +61,9 @@ class DriftResult:
     #: against the batch scores (``tasks.monitoring.scoring.served_summary``).
     served: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DriftResult:
-        return cls(**d)
-
 
 @dataclass
-class QualityResult:
+class QualityResult(Result):
     day: str
     version: str
     rows: int
@@ -78,13 +72,6 @@ class QualityResult:
     auc_drop: float | None  # registry test AUC minus the day's AUC
     html: str = ""
     json: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> QualityResult:
-        return cls(**d)
 
 
 def _dataset(df, with_label: bool):

@@ -10,10 +10,11 @@ rerun with the same model writes the same rows). Rows the server logged for the 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from tasks.results import Result
 from tasks.settings import Settings
 from tasks.storage import Store, join
 from tasks.training import registry
@@ -30,7 +31,7 @@ class NoModel(LookupError):
 
 
 @dataclass
-class Scored:
+class Scored(Result):
     """The scoring step's result: which model scored which day, and where the rows are."""
 
     day: str
@@ -40,13 +41,6 @@ class Scored:
     rows: int
     served_rows: int  # rows the serving prediction log holds for the day
     served: dict = field(default_factory=dict)  # the production view: see served_summary
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Scored:
-        return cls(**d)
 
 
 def scored_uri(day: date, settings: Settings) -> str:

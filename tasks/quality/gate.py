@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from tasks.landing import source_day
 from tasks.quality.context import DocsTarget, ge_context
-from tasks.quality.suites import build_suite, load_suite_json, suite_path
+from tasks.quality.suites import SuiteError, build_suite, load_suite_json, suite_path
+from tasks.results import Result
 from tasks.settings import Settings
 from tasks.storage import SUCCESS, Store, join
 
@@ -39,7 +41,7 @@ class QualityGateFailed(ValueError):
 
 
 @dataclass
-class GateResult:
+class GateResult(Result):
     gate: str
     day: date
     passed: bool
@@ -48,6 +50,8 @@ class GateResult:
     docs_uri: str = ""
     quarantine_uri: str = ""
     seconds: float = 0.0
+    #: suite -> the ``meta.version`` it was validated with ("code": built from the contract)
+    suite_versions: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         if self.passed:
@@ -67,10 +71,7 @@ class GateResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["day"] = self.day.isoformat()
-        d["summary"] = self.summary()
-        return d
+        return super().to_dict() | {"summary": self.summary()}  # what the log and notes show
 
 
 def _short_kwargs(f: dict) -> str:
@@ -106,6 +107,18 @@ def _exception_message(r) -> str | None:
     return "; ".join(dict.fromkeys(m for m in msgs if m)) or None
 
 
+def suite_version(raw: dict, *, from_file: bool) -> str:
+    """What a validation records of its suite: ``meta.version`` of a suite file (a file without
+    one is refused: a reviewed change bumps it), "code" for a suite built from the contract."""
+    if not from_file:
+        return "code"
+    version = (raw.get("meta") or {}).get("version")
+    if version is None:
+        raise SuiteError(f"{suite_path(raw.get('name', '?'))}: meta.version is missing; a suite "
+                         "file carries the version its validations record")
+    return str(version)
+
+
 def _jsonable(value):
     try:
         return json.loads(json.dumps(value, default=str))
@@ -125,6 +138,7 @@ class Validator:
         self.ds = self.ctx.data_sources.add_pandas(name="pandas")
         self.batch_defs: dict[str, object] = {}
         self.suites: dict[str, object] = {}
+        self.versions: dict[str, str] = {}
 
     def run(self, suite_name: str, df, params: dict, *, gate: str, day: date, run_time,
             suite_json: dict | None = None) -> tuple:
@@ -138,6 +152,7 @@ class Validator:
             raw = suite_json if suite_json is not None else load_suite_json(suite_name)
             hint = str(suite_path(suite_name)) if suite_json is None else f"suite {suite_name}"
             self.suites[suite_name] = self.ctx.suites.add(build_suite(raw, hint))
+            self.versions[suite_name] = suite_version(raw, from_file=suite_json is None)
             self.batch_defs[suite_name] = self.ds.add_dataframe_asset(
                 name=suite_name).add_batch_definition_whole_dataframe("day")
         df = df.rename(columns=str.lower)  # GE matches pandas columns case-insensitively
@@ -206,6 +221,7 @@ def gate(batch: Batch, settings: Settings) -> GateResult:
                 suite_json=batch.suites.get(suite_name))
             raw_results[suite_name] = raw
             result.suites[suite_name] = stats
+            result.suite_versions[suite_name] = validator.versions[suite_name]
             result.failures.extend(failures)
             result.passed = result.passed and passed
         result.failures.sort(key=lambda f: (f["suite"], str(f.get("column")), f["type"]))
@@ -216,6 +232,25 @@ def gate(batch: Batch, settings: Settings) -> GateResult:
         result.quarantine_uri = quarantine(batch, result, raw_results, settings)
         raise QualityGateFailed(result)
     return result
+
+
+def check_history(batches: Iterable[Batch]) -> dict[str, list[dict]]:
+    """Validate many days' batches in one GE context, with no Data Docs and no quarantine: what
+    a suite change does to days known to be good (``flightline check-suites``). Returns each
+    day's critical failures (empty: the day passes)."""
+    import tempfile
+
+    out: dict[str, list[dict]] = {}
+    run_time = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="flightline-check-") as tmp:
+        validator = Validator(Path(tmp) / "docs", Path(tmp) / "results")
+        for b in batches:
+            failures = list(b.failures)
+            for suite_name, df in b.frames.items():
+                failures += validator.run(suite_name, df, b.params, gate=b.gate, day=b.day,
+                                          run_time=run_time, suite_json=b.suites.get(suite_name))[1]
+            out[b.day.isoformat()] = failures
+    return out
 
 
 def quarantine(batch: Batch, result: GateResult, raw: dict, settings: Settings) -> str:

@@ -25,12 +25,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 
+from tasks.results import Result
 from tasks.serving.package import Packaged, bentoml_env, ensure_local
 from tasks.settings import Settings
 from tasks.training import registry
@@ -53,7 +54,7 @@ class ServerFailed(RuntimeError):
 
 
 @dataclass
-class Release:
+class Release(Result):
     """The serving check's result: the figures, and the alias when the Bento was released."""
 
     bento: str
@@ -63,9 +64,6 @@ class Release:
     figures: dict
     record: str  # URI of this check in the release history
     alias: dict | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def free_port() -> int:

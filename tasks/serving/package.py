@@ -18,9 +18,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.results import Result
 from tasks.settings import PROJECT_ROOT, Settings
 from tasks.storage import Store, join
 from tasks.training import registry
@@ -40,7 +41,7 @@ class PackagingError(RuntimeError):
 
 
 @dataclass
-class Packaged:
+class Packaged(Result):
     """The packaging step's result: which Bento holds which registry version, and where its
     archive is."""
 
@@ -48,13 +49,6 @@ class Packaged:
     bento: str  # tag name:version in BENTOML_HOME
     archive: str  # URI of the exported .bento in the model store
     labels: dict
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Packaged:
-        return cls(**d)
 
 
 def bentoml_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -7,17 +7,18 @@ before them, train the rest.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, NUMERIC_FEATURES
 from tasks.features.staging import read_features
+from tasks.results import Result
 from tasks.settings import Settings
 from tasks.storage import Store
 
 
 @dataclass
-class Split:
+class Split(Result):
     """The training flow's first result: the window's days, by role, and the exact partitions."""
 
     end: str
@@ -26,13 +27,6 @@ class Split:
     valid_days: list[str]
     test_days: list[str]
     partitions: list[str] = field(default_factory=list)  # lineage: the exact partitions used
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Split:
-        return cls(**d)
 
 
 class NotEnoughHistory(ValueError):

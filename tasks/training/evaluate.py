@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, NUMERIC_FEATURES
+from tasks.results import Result
 
 CAL_BINS = 10
 
@@ -145,15 +146,12 @@ def permutation_importance(model, df, rng, rows: int = 5000) -> dict[str, float]
 
 
 @dataclass
-class Evaluation:
+class Evaluation(Result):
     """A model on the test days beside the two baselines; its files are in the version folder."""
 
     metrics: dict
     baselines: dict[str, float]  # baseline -> test ROC AUC
     plots: dict[str, str]  # plot -> file name
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def evaluate(model, train_df, test_df, folder: Path) -> Evaluation:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.cost.interruption import INTERRUPTED_EXIT
+
 
 def main(argv: list[str] | None = None) -> int:
     import horovod.torch as hvd
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 (out_dir / "interrupted.json").write_text(json.dumps({"after_epoch": epoch}))
                 print(json.dumps({"event": "interrupted", "after_epoch": epoch}), flush=True)
             hvd.shutdown()
-            return 75  # tasks.cost.interruption.INTERRUPTED_EXIT
+            return INTERRUPTED_EXIT
     if rank == 0:
         (out_dir / "result.json").write_text(json.dumps({
             "history": history, "best": best, "workers": size, "resumed_from": resumed_from,

@@ -3,11 +3,15 @@ test days becomes champion. ("Gate" in Flightline means a data quality gate only
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from tasks.results import Result
+from tasks.settings import Settings
+from tasks.training.registry import Candidate
 
 
 @dataclass
-class Decision:
+class Decision(Result):
     promote: bool
     challenger: str
     champion: str | None
@@ -17,13 +21,6 @@ class Decision:
     baselines: dict
     alias: dict | None = None  # the champion alias as the decision left it, when it moved
     candidates: dict[str, float] = field(default_factory=dict)  # version -> test ROC AUC
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Decision:
-        return cls(**d)
 
 
 def decide(challenger: str, challenger_auc: float, baselines: dict[str, float],
@@ -54,7 +51,7 @@ def decide(challenger: str, challenger_auc: float, baselines: dict[str, float],
                       "and both baselines")
 
 
-def decide_promotion(candidates: list, settings, *, margin: float = 0.002,
+def decide_promotion(candidates: list[Candidate], settings: Settings, *, margin: float = 0.002,
                      force: bool = False) -> Decision:
     """The training flow's last step: pick the best candidate (``registry.Candidate``; None for
     a family that did not run), score the champion on the same test days, move the alias or not."""

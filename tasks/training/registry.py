@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tasks.results import Result
 from tasks.settings import Settings
 from tasks.storage import Store, join
 
@@ -32,7 +33,7 @@ class RegistryError(LookupError):
 
 
 @dataclass
-class Candidate:
+class Candidate(Result):
     """A registered (not yet champion) version: what the promotion decision compares."""
 
     version: str
@@ -42,13 +43,6 @@ class Candidate:
     baselines: dict[str, float]
     test_days: list[str]
     duration_s: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Candidate:
-        return cls(**d)
 
 
 def _root(settings: Settings) -> str:
