@@ -1,11 +1,16 @@
 """Bootstrap an expectation suite from known-good days: profile, then a person reviews.
 
 ``flightline bootstrap-suite --dataset raw_flights --from 2013-01-01 --to 2013-03-31`` profiles
-the given days (each day is one batch) and writes ``expectations/<dataset>.candidate.json``:
-the column list, types, not-null for columns never null, ranges widened by a margin, allowed
-sets for low-cardinality text columns, per-day row-count bounds, key uniqueness and the
-date-matches-the-logical-date checks. Review it (tighten or loosen, set severities), then rename
-it over ``<dataset>.json`` and bump ``meta.version``.
+the given days (each day is one batch): the column list, types, not-null for columns never
+null, ranges widened by a margin, allowed sets for low-cardinality text columns, per-day
+row-count bounds, key uniqueness and the date-matches-the-logical-date checks.
+
+It **merges** the profile into the current suite (``expectations/<dataset>.json``) and writes
+the result as ``expectations/<dataset>.candidate.json`` with ``meta.version`` bumped: every
+expectation of the current suite is kept exactly as it is (reviewed, or written by hand); a
+profiled expectation on a (type, column) the suite does not cover yet is added; where the
+profile disagrees with a kept one (the known-good days fall outside its range or set), the
+result lists it. Review the candidate, then rename it over ``<dataset>.json``.
 """
 
 from __future__ import annotations
@@ -116,8 +121,53 @@ def bootstrap_suite(dataset: str, first: date, last: date, out: Path | None = No
         d += timedelta(days=1)
     if not frames:
         raise ValueError(f"no source days between {first} and {last}")
-    suite = profile_frames(dataset, frames)
+    profiled = profile_frames(dataset, frames)
+    current_path = EXPECTATIONS_DIR / f"{dataset}.json"
+    current = json.loads(current_path.read_text()) if current_path.exists() else None
+    suite, added, disagree = merge_suites(current, profiled, f"{first}..{last}")
     out = out or EXPECTATIONS_DIR / f"{dataset}.candidate.json"
-    out.write_text(json.dumps(suite, indent=2) + "\n")
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(suite, indent=2) + "\n")
+    tmp.replace(out)  # never half a candidate
     return {"dataset": dataset, "days": len(frames), "expectations": len(suite["expectations"]),
-            "written": str(out)}
+            "kept": len(suite["expectations"]) - len(added), "added": added,
+            "disagree": disagree, "version": suite["meta"]["version"], "written": str(out)}
+
+
+def _key(e: dict) -> tuple:
+    kw = e.get("kwargs") or {}
+    cols = kw.get("column") or kw.get("column_list")
+    return e["type"], tuple(cols) if isinstance(cols, list) else cols
+
+
+def _disagrees(kept: dict, profiled: dict) -> str | None:
+    """Why the known-good days would fail ``kept``, as far as the profile shows (ranges, sets)."""
+    k, p = kept.get("kwargs") or {}, profiled.get("kwargs") or {}
+    for bound, worse in (("min_value", lambda a, b: b < a), ("max_value", lambda a, b: b > a)):
+        a, b = k.get(bound), p.get(bound)
+        if isinstance(a, int | float) and isinstance(b, int | float) and worse(a, b):
+            return f"{bound} {a}, the profiled days reach {b}"
+    extra = set(p.get("value_set") or []) - set(k.get("value_set") or []) if "value_set" in k else set()
+    return f"value_set lacks {sorted(extra)[:5]}" if extra else None
+
+
+def merge_suites(current: dict | None, profiled: dict, days: str) -> tuple[dict, list, list]:
+    """``current`` with the profile's expectations it lacks added: (suite, added, disagree)."""
+    if current is None:
+        return profiled, [_key(e) for e in profiled["expectations"]], []
+    kept = {_key(e): e for e in current.get("expectations", [])}
+    added, disagree = [], []
+    merged = list(current.get("expectations", []))
+    for e in profiled["expectations"]:
+        key = _key(e)
+        if key not in kept:
+            merged.append({**e, "meta": {**(e.get("meta") or {}), "bootstrapped": days}})
+            added.append(f"{key[0]} {key[1] or ''}".strip())
+        elif (why := _disagrees(kept[key], e)) is not None:
+            disagree.append(f"{key[0]} {key[1] or ''}: {why}")
+    meta = dict(current.get("meta") or {})
+    version = meta.get("version", 0)
+    meta.update(version=version + 1 if isinstance(version, int) else f"{version}+1",
+                bootstrapped=f"{days}: {len(added)} expectation(s) added, "
+                             f"{len(disagree)} kept one(s) the profile disagrees with")
+    return {**current, "meta": meta, "expectations": merged}, added, disagree
