@@ -34,17 +34,19 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, FEATURES_ASSET, logical_day
+from flightline_airflow.deployment import Deployment
 from flightline_airflow.operators import QualityGateOperator
 from flightline_airflow.step_tasks import flow_task, run_declared, step_task
 
 from tasks.settings import Settings
 
 SETTINGS = Settings.from_env()  # environment only: no Variable, no Connection, no heavy import
+DEPLOY = Deployment.from_env()  # the schedule, which steps run as pods
 
 
 @dag(
     dag_id="flightline_daily",
-    schedule=CronDataIntervalTimetable(SETTINGS.schedule, timezone="UTC"),
+    schedule=CronDataIntervalTimetable(DEPLOY.schedule, timezone="UTC"),
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=2,

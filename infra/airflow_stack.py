@@ -52,11 +52,14 @@ def free_port() -> int:
 
 def spark_connect_command(bin_dir: Path, port: int) -> list[str]:
     """A Spark Connect server (local mode, loopback only) from the installed pyspark."""
+    from tasks.settings import Settings
+
+    settings = Settings.from_env()
     return [
         str(bin_dir / "spark-submit"),
         "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-        "--master", os.environ.get("FLIGHTLINE_SPARK_CONNECT_MASTER", "local[2]"),
-        "--driver-memory", os.environ.get("FLIGHTLINE_SPARK_DRIVER_MEMORY", "2g"),
+        "--master", settings.spark_connect_master,
+        "--driver-memory", settings.spark_driver_memory,
         "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
         "--conf", f"spark.connect.grpc.binding.port={port}",
         "--conf", "spark.ui.enabled=false",
@@ -208,7 +211,7 @@ class Stack:
 
 def _warm_spark_connect(stack: Stack, port: int) -> None:
     """Once the Spark Connect server listens, run one real feature build on it (see
-    ``tasks.spark.warm_up``), so the first task does not pay the server's first-use cost."""
+    ``tasks.features.build.warm_up``), so the first task does not pay the server's first-use cost."""
     import socket
 
     for _ in range(240):
@@ -223,7 +226,7 @@ def _warm_spark_connect(stack: Stack, port: int) -> None:
         return
     with open(stack.logs / "spark-connect-warm-up.log", "ab") as log:
         stack.helpers.append(subprocess.Popen(
-            [sys.executable, "-m", "tasks.spark"], stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "tasks.features.build"], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=os.environ.copy()))
 
 
@@ -283,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
     airflow = str(Path(sys.executable).with_name("airflow"))
     components = tuple(args.components.split(","))
-    if args.spark_connect and not os.environ.get("FLIGHTLINE_SPARK_MASTER"):
+    from tasks.settings import Settings
+
+    if args.spark_connect and "spark_master" not in Settings.from_env().model_fields_set:
         components = (SPARK_CONNECT, *components)
         os.environ["FLIGHTLINE_SPARK_MASTER"] = f"sc://127.0.0.1:{args.spark_connect_port}"
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

@@ -57,10 +57,10 @@ def _args_settings(p: argparse.ArgumentParser) -> None:
 
 @command("settings", "print the effective settings (after FLIGHTLINE_* overrides)")(_args_settings)
 def _run_settings(args: argparse.Namespace, settings: Settings):
-    from tasks.flows.steps import pod_task_ids
+    from tasks.flows.steps import flows
 
-    out = asdict(settings)
-    out["pod_steps"] = list(pod_task_ids(settings))  # checks FLIGHTLINE_K8S_STEPS too
+    flows()  # the zones declared steps write
+    out = settings.model_dump()
     out["zones"] = {z: settings.zone(z) for z in zones()}  # with the zones steps declare
     return out
 

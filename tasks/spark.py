@@ -126,35 +126,3 @@ def read_csv(spark, uri: str | list[str], columns):
                 "shared-disk data root for Spark (S3 works for every non-Spark step)."
             )
     return spark.read.options(**raw_contract.SPARK_CSV_OPTIONS).csv(uri, schema=_schema(columns))
-
-
-def warm_up(settings: Settings) -> float:
-    """Run the real feature build once on a throwaway data root; returns its seconds.
-
-    A fresh Spark Connect server compiles its code paths on first use: the first feature build
-    after a start takes several times a warm one. The local stack runs this as soon as the server
-    listens, so the first nightly or UI-triggered run does not pay for it.
-    """
-    import shutil
-    import tempfile
-    import time
-    from datetime import date
-
-    from tasks.flows import daily
-    from tasks.landing import land_day
-
-    root = tempfile.mkdtemp(prefix="flightline-spark-warm-up-")
-    try:
-        scratch = settings.with_overrides(data_root=root, s3_endpoint_url="")
-        for day in (date(2013, 1, 1), date(2013, 1, 2)):
-            land_day(day, scratch)
-        t = time.perf_counter()
-        daily.build_features(daily.find_drop(date(2013, 1, 2), scratch), scratch)
-        return time.perf_counter() - t
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-if __name__ == "__main__":  # python -m tasks.spark: warm the configured Spark (Connect) master up
-    seconds = warm_up(Settings.from_env())
-    print(f"spark warm-up: one feature build in {seconds:.1f} s")

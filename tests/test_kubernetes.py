@@ -83,18 +83,20 @@ def test_the_switch_is_per_step_and_local_by_default(monkeypatch):
 
 
 def test_a_step_that_cannot_run_as_a_pod_is_refused_by_name(monkeypatch):
-    from tasks.flows.steps import pod_task_ids
+    from flightline_airflow.deployment import Deployment
+
     from tasks.settings import Settings, SettingsError
 
     with pytest.raises(SettingsError, match="decide_promotion cannot run as a pod"):
-        pod_task_ids(Settings.from_env({"FLIGHTLINE_K8S_STEPS": "build_features,decide_promotion"}))
+        Deployment.from_env({"FLIGHTLINE_K8S_STEPS": "build_features,decide_promotion"}).pod_steps()
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("FLIGHTLINE_K8S_STEPS", "no_such_step")  # the DAGs refuse it at parse time
     errors = DagBag(dag_folder=str(ROOT / "dags")).import_errors
     assert errors and all("FLIGHTLINE_K8S_STEPS='no_such_step'" in e for e in errors.values()), errors
     with pytest.raises(SettingsError, match="K8S_DATA_PVC is empty"):
-        Settings.from_env({"FLIGHTLINE_K8S_STEPS": "all", "FLIGHTLINE_K8S_DATA_PVC": ""})
+        Deployment.from_env({"FLIGHTLINE_K8S_STEPS": "all"}).pod_steps(
+            Settings.from_env({"FLIGHTLINE_K8S_DATA_PVC": ""}))
 
 
 # ------------------------------------------------------------------------------ pod specs
@@ -169,7 +171,7 @@ def test_spark_on_kubernetes_runs_executors_as_pods_with_the_data_volume():
     from tasks.settings import Settings
     from tasks.spark import kubernetes_conf
 
-    s = Settings.from_env({"FLIGHTLINE_K8S_STEPS": "build_features"})
+    s = Settings.from_env({})
     env = pod_settings_env("build_features", s)
     assert env["FLIGHTLINE_SPARK_MASTER"] == "k8s://https://kubernetes.default.svc:443"
     pod = Settings.from_env(env)

@@ -9,13 +9,13 @@ why; it never fails the task whose request it reports.
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import BaseNotifier
 
 
 def channel() -> str:
-    return os.environ.get("FLIGHTLINE_NOTIFY", "log").strip() or "log"
+    from flightline_airflow.deployment import Deployment
+
+    return Deployment.from_env().notify
 
 
 class RetrainNotifier(BaseNotifier):
@@ -28,7 +28,11 @@ class RetrainNotifier(BaseNotifier):
         request = ti.xcom_pull(task_ids=ti.task_id) or {}
         message = (f"Flightline: retrain requested on {request.get('day')} for model "
                    f"{request.get('model_version')}: {request.get('reason')}")
-        where = channel()
+        try:
+            where = channel()
+        except ValueError as exc:  # a bad FLIGHTLINE_NOTIFY: said once, the request still logged
+            self.log.error("%s; logging instead: %s", exc, message)
+            return
         try:
             if where == "log":
                 self.log.warning("%s", message)
@@ -41,9 +45,6 @@ class RetrainNotifier(BaseNotifier):
                 from airflow.providers.slack.notifications.slack import SlackNotifier
 
                 SlackNotifier(slack_conn_id=where[len("slack:"):], text=message).notify(context)
-            else:
-                self.log.error("FLIGHTLINE_NOTIFY=%r: expected log, email:ADDRESSES or slack:CONN_ID; "
-                               "logging instead: %s", where, message)
         except Exception as exc:  # a notice must not fail the request it reports
             self.log.error("retrain notice not sent to %s (%s): %s", where, exc, message)
 

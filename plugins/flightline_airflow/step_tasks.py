@@ -64,9 +64,9 @@ def step_task(task_id: str, local, inputs: list, *, settings, capacity=None, pre
     a dict with any of ``options`` (the step's keyword options: the trainers' run key, Params),
     ``capacity`` (the spot fallback) and ``inputs`` (e.g. the day the run monitors); ``report``
     gives the pod's task the monitoring report's link."""
-    from tasks.flows.steps import pod_task_ids
+    from flightline_airflow.deployment import Deployment
 
-    if task_id not in pod_task_ids(settings):
+    if task_id not in Deployment.from_env().pod_steps(settings):
         return local()
     from flightline_airflow.k8s_operators import pod_operator_for
 

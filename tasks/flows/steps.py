@@ -37,7 +37,7 @@ from functools import cache, cached_property
 from typing import Any
 
 from tasks.results import decode, encode
-from tasks.settings import Settings, SettingsError, declare_zone
+from tasks.settings import Settings, declare_zone
 
 
 @dataclass(frozen=True)
@@ -278,19 +278,6 @@ def pod_steps() -> dict[str, Step]:
                                  f"{out[s.name].qualname} and {s.qualname}")
             out[s.name] = s
     return out
-
-
-def pod_task_ids(settings: Settings) -> tuple[str, ...]:
-    """The task ids ``FLIGHTLINE_K8S_STEPS`` runs as pods (``all``: every pod step), checked."""
-    names = [n.strip() for n in settings.k8s_steps.split(",") if n.strip()]
-    can = pod_steps()
-    if names == ["all"]:
-        return tuple(can)
-    unknown = [n for n in names if n not in can]
-    if unknown:
-        raise SettingsError(f"FLIGHTLINE_K8S_STEPS={settings.k8s_steps!r}: {', '.join(unknown)} "
-                            f"cannot run as a pod; the steps that can: {', '.join(can)} (or 'all')")
-    return tuple(names)
 
 
 def find(name: str) -> Step:

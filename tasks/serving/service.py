@@ -18,7 +18,6 @@ a 400 whose message names the field; the server keeps serving. Settings come fro
 from __future__ import annotations
 
 import gc
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -31,8 +30,7 @@ from tasks.settings import Settings
 
 SETTINGS = Settings.from_env()
 #: The packaged version's files (inside the Bento: ``src/model``); overridable for development.
-MODEL_DIR = Path(os.environ.get("FLIGHTLINE_SERVE_MODEL_DIR")
-                 or Path(__file__).resolve().parents[2] / "model")
+MODEL_DIR = Path(SETTINGS.serve_model_dir or Path(__file__).resolve().parents[2] / "model")
 
 BatchRows = Annotated[list[FeatureRow], Field(min_length=1, max_length=SETTINGS.serve_max_batch_size)]
 # Outputs declare their media type: BentoML otherwise derives it from the output's JSON schema
@@ -50,7 +48,7 @@ class Prediction(BaseModel):
     name="flightline",
     workers=SETTINGS.serve_workers,
     traffic={"timeout": 30, "max_concurrency": 2000},
-    logging={"access": {"enabled": os.environ.get("FLIGHTLINE_SERVE_ACCESS_LOG", "off") == "on"}},
+    logging={"access": {"enabled": SETTINGS.serve_access_log == "on"}},
 )
 class Flightline:
     def __init__(self) -> None:
@@ -60,7 +58,7 @@ class Flightline:
         self.version = self.predictor.version
         self.log = None
         if SETTINGS.prediction_log == "on":
-            if not os.environ.get("FLIGHTLINE_DATA_ROOT"):
+            if "data_root" not in SETTINGS.model_fields_set:  # not given to the server
                 print("prediction log off: FLIGHTLINE_DATA_ROOT is not set for the server")
             else:
                 from tasks.serving.prediction_log import PredictionLog

@@ -1,0 +1,64 @@
+"""How Airflow deploys Flightline: schedules, which steps run as Kubernetes pods, where
+notifications go. The DAGs and this plugin read it (``Deployment.from_env()``); the steps never
+do (their settings are :class:`tasks.settings.Settings`).
+
+Each field reads ``FLIGHTLINE_<FIELD>``, through the same pydantic-settings base, and a bad value
+is refused naming its variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import field_validator
+
+from tasks.settings import Concern, Settings, SettingsError, build
+
+
+class Deployment(Concern):
+    #: Cron expression of the nightly data DAG (02:00 UTC: the day before has fully landed).
+    schedule: str = "0 2 * * *"
+    #: The heavy steps that run as pods in the task image instead of in the Airflow worker:
+    #: task ids of steps declared with a ``pod`` (:func:`tasks.flows.steps.pod_steps`),
+    #: comma-separated, or ``all``; empty runs every step locally (the default).
+    k8s_steps: str = ""
+    #: Where a retrain request is told (:mod:`flightline_airflow.notifiers`): ``log``,
+    #: ``email:a@x.org,b@y.org`` or ``slack:<connection id>``.
+    notify: str = "log"
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, schedule: str) -> str:
+        if len(schedule.split()) != 5 and not schedule.startswith("@"):
+            raise ValueError("expected a 5-field cron")
+        return schedule
+
+    @field_validator("notify")
+    @classmethod
+    def _channel(cls, notify: str) -> str:
+        if notify != "log" and not notify.startswith(("email:", "slack:")):
+            raise ValueError("expected log, email:ADDRESSES or slack:CONNECTION")
+        return notify
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Deployment:
+        return build(cls, env)
+
+    def pod_steps(self, settings: Settings | None = None) -> tuple[str, ...]:
+        """The task ids that run as pods (``all`` expanded), each checked against the step
+        declarations; with ``settings``, also that the pods can see the data."""
+        from tasks.flows.steps import pod_steps
+
+        names = [n.strip() for n in self.k8s_steps.split(",") if n.strip()]
+        can = pod_steps()
+        if names == ["all"]:
+            names = list(can)
+        unknown = [n for n in names if n not in can]
+        if unknown:
+            raise SettingsError(f"FLIGHTLINE_K8S_STEPS={self.k8s_steps!r}: {', '.join(unknown)} "
+                                f"cannot run as a pod; the steps that can: {', '.join(can)} "
+                                "(or 'all')")
+        if names and settings is not None and not settings.k8s_data_pvc and not settings.is_s3:
+            raise SettingsError("FLIGHTLINE_K8S_DATA_PVC is empty and FLIGHTLINE_DATA_ROOT is not "
+                                "s3://: pods would not see the data; set one of them")
+        return tuple(names)
