@@ -64,6 +64,177 @@ def _end_day(context):
     return event_day(context)
 
 
+#: The form a person sees in the UI (Trigger), with each field's meaning.
+PARAMS = {
+    "window_days": Param(90, type="integer", minimum=7, maximum=730, title="Training window (days)",
+                         description="7 to 730. Trailing days of published features to use."),
+    "model_family": Param("both", type="string", enum=["xgboost", "torch-horovod", "both"],
+                          title="Model family",
+                          description="Which trainers run; 'both' trains them in parallel."),
+    "horovod_workers": Param(2, type="integer", minimum=1, maximum=16, title="Horovod workers",
+                             description="1 to 16. Data-parallel worker processes for the PyTorch model."),
+    "gpu": Param("auto", type="string", enum=["auto", "on", "off"], title="GPU",
+                 description="auto: use a GPU when one is visible; on: require one; off: CPU."),
+    "force_promote": Param(False, type="boolean", title="Force promote",
+                           description="Promote the best candidate even if the promotion decision refuses it."),
+    "budget_minutes": Param(60, type="integer", minimum=1, maximum=1440,
+                            title="Time budget per trainer (minutes)",
+                            description="1 to 1440. Training stops at this budget (XGBoost keeps its best "
+                                        "iteration so far)."),
+    "budget_usd": Param(25.0, type="number", minimum=0, maximum=100000,
+                        title="Cost budget (US dollars)",
+                        description="The run is refused before any capacity is requested when "
+                                    "its estimate (the chosen capacity's price x each trainer's "
+                                    "expected duration) exceeds this."),
+    "margin": Param(0.002, type="number", minimum=0, maximum=0.1, title="Promotion margin",
+                    description="0 to 0.1. ROC AUC the challenger must gain over the champion."),
+}
+
+@task
+def prepare_split(**context) -> dict:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from tasks.flows import training
+    from tasks.training.data import NotEnoughHistory
+
+    end, window = _end_day(context), int(context["params"]["window_days"])
+    try:
+        return training.prepare_split(end, window, Settings.from_env()).to_dict()
+    except NotEnoughHistory as exc:  # e.g. the first nightly run: nothing to train on yet
+        from flightline_airflow.run_notes import run_trigger, write_run_note
+
+        reason = (f"Not trained: {exc} in the {window} days up to {end.isoformat()}; "
+                  "backfill flightline_daily first.")
+        write_run_note(context, f"{run_trigger(context)} {reason}")
+        raise AirflowSkipException(reason) from exc
+
+@task(retries=3)
+def choose_capacity(split: dict, **context) -> dict:
+    """Spot prices, the cheapest capacity that fits, and the budget check: all before any
+    capacity is asked for. Throttling retries; bad price data and an over-budget estimate
+    fail the run with the reason."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from flightline_airflow.run_notes import run_trigger, write_run_note
+
+    from tasks.cost.budget import OverBudget
+    from tasks.cost.spot import NoCapacityFits, PriceDataError
+    from tasks.flows import cost
+
+    p, settings = context["params"], Settings.from_env()
+    families = ["xgboost", "torch-horovod"] if p["model_family"] == "both" else [p["model_family"]]
+    try:
+        capacity, estimate = cost.choose_within_budget(
+            families, float(p["budget_minutes"]), float(p["budget_usd"]), settings)
+    except OverBudget as exc:
+        write_run_note(context, f"{run_trigger(context)} Refused: {exc}")
+        raise AirflowFailException(f"over budget: {exc}") from exc
+    except (PriceDataError, NoCapacityFits) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    print(f"capacity: {capacity.reason}")
+    print(f"estimate ${estimate.usd:.4f} within the budget ${float(p['budget_usd']):.2f}: {estimate.parts}")
+    return capacity.to_dict() | {"estimate": estimate.to_dict()}
+
+def _trainer_setup(family: str, capacity: dict, context) -> dict:
+    """What a trainer's attempt runs with, in the worker and for its pod alike: skipped
+    unless its family is chosen; on demand after too many spot interruptions; priced in the
+    ledger at its capacity; the run key its checkpoints resume under; the notice it watches
+    on spot capacity."""
+    from airflow.sdk.exceptions import AirflowSkipException
+    from flightline_airflow.cost_ledger import use_capacity
+
+    from tasks.cost.interruption import attempt_capacity
+
+    p, settings, ti = context["params"], Settings.from_env(), context["ti"]
+    if p["model_family"] not in (family, "both"):
+        raise AirflowSkipException(f"model family is {p['model_family']}")
+    cap = attempt_capacity({k: v for k, v in capacity.items() if k != "estimate"},
+                           dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
+                           settings=settings)
+    if cap["capacity_type"] != capacity["capacity_type"]:
+        print(f"attempt {ti.try_number}: {cap['reason']} at ${cap['hourly_usd']:.4f}/h")
+    # This attempt is priced at its capacity (where the trainer's pod runs on a cluster).
+    use_capacity(context, cap)
+    options = {"run_key": f"{context['dag_run'].run_id}-{family}",  # stable across retries
+               "workers": int(p["horovod_workers"]), "gpu": p["gpu"],
+               "time_budget_minutes": float(p["budget_minutes"])}
+    if cap["capacity_type"] == "spot":  # on-demand capacity is not reclaimed
+        options["notice"] = {"attempt": ti.try_number,
+                             "per_attempt": 20 if family == "xgboost" else 1}
+    return {"options": options, "capacity": cap}
+
+def _train(family: str, split: dict, capacity: dict, context) -> dict | None:
+    from tasks.flows.steps import run_step
+
+    setup = _trainer_setup(family, capacity, context)
+    return run_step(f"training.train_{family.replace('-', '_')}", [split], Settings.from_env(),
+                    setup["options"])
+
+def _prepare(family: str):
+    return lambda context, inputs, capacity: _trainer_setup(family, capacity, context)
+
+# A spot interruption is retried at once (the checkpoint resumes it), more than once.
+spot_retries = {"retries": 3, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": False}
+
+@task(**spot_retries)
+def train_xgboost(split: dict, capacity: dict, **context) -> dict | None:
+    return _train("xgboost", split, capacity, context)
+
+@task(**spot_retries)
+def train_torch_horovod(split: dict, capacity: dict, **context) -> dict | None:
+    return _train("torch-horovod", split, capacity, context)
+
+@task(trigger_rule="none_failed_min_one_success")
+def decide_promotion(xgb: dict | None, torch: dict | None, **context) -> dict:
+    from flightline_airflow.run_notes import run_trigger, training_note, write_run_note
+
+    from tasks.flows import training
+    from tasks.training.registry import Candidate
+
+    p = context["params"]
+    decision = training.decide_promotion(
+        [Candidate.from_dict(c) for c in (xgb, torch) if c], Settings.from_env(),
+        margin=float(p["margin"]), force=bool(p["force_promote"])).to_dict()
+    verdict = "PROMOTED" if decision["promote"] else "NOT promoted"
+    print(f"{verdict} {decision['challenger']}: {decision['reason']}")
+    write_run_note(context, f"{run_trigger(context)} {training_note(decision)}")
+    return decision
+
+@task
+def package_champion(decision: dict, **context) -> dict:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from tasks.flows import serving
+    from tasks.training.promotion import Decision
+
+    packaged = serving.package_champion(Decision.from_dict(decision), Settings.from_env())
+    if packaged is None:
+        raise AirflowSkipException("the champion is already the released model")
+    print(f"packaged {packaged.version} as {packaged.bento}; archive {packaged.archive}")
+    return packaged.to_dict()
+
+@task
+def check_and_release(packaged: dict, **context) -> dict:
+    from flightline_airflow.run_notes import release_note, write_run_note
+
+    from tasks.flows import serving
+    from tasks.serving.check import ServingCheckFailed
+    from tasks.serving.package import Packaged
+
+    try:
+        release = serving.check_and_release(Packaged.from_dict(packaged),
+                                            Settings.from_env()).to_dict()
+    except ServingCheckFailed as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        write_run_note(context, release_note(None, str(exc)))
+        if exc.transient:
+            raise  # a busy machine, a server that did not start: the retry may pass
+        raise AirflowFailException(str(exc)) from exc  # predictions differ: no retry
+    print(f"RELEASED {release['bento']}: {release['figures']}")
+    write_run_note(context, release_note(release))
+    return release
+
+
 @dag(
     dag_id="flightline_training",
     schedule=AssetOrTimeSchedule(
@@ -75,176 +246,9 @@ def _end_day(context):
     default_args=DEFAULT_ARGS,
     tags=[*DAG_TAGS_BASE, "training"],
     doc_md=__doc__,
-    params={
-        "window_days": Param(90, type="integer", minimum=7, maximum=730, title="Training window (days)",
-                             description="7 to 730. Trailing days of published features to use."),
-        "model_family": Param("both", type="string", enum=["xgboost", "torch-horovod", "both"],
-                              title="Model family",
-                              description="Which trainers run; 'both' trains them in parallel."),
-        "horovod_workers": Param(2, type="integer", minimum=1, maximum=16, title="Horovod workers",
-                                 description="1 to 16. Data-parallel worker processes for the PyTorch model."),
-        "gpu": Param("auto", type="string", enum=["auto", "on", "off"], title="GPU",
-                     description="auto: use a GPU when one is visible; on: require one; off: CPU."),
-        "force_promote": Param(False, type="boolean", title="Force promote",
-                               description="Promote the best candidate even if the promotion decision refuses it."),
-        "budget_minutes": Param(60, type="integer", minimum=1, maximum=1440,
-                                title="Time budget per trainer (minutes)",
-                                description="1 to 1440. Training stops at this budget (XGBoost keeps its best "
-                                            "iteration so far)."),
-        "budget_usd": Param(25.0, type="number", minimum=0, maximum=100000,
-                            title="Cost budget (US dollars)",
-                            description="The run is refused before any capacity is requested when "
-                                        "its estimate (the chosen capacity's price x each trainer's "
-                                        "expected duration) exceeds this."),
-        "margin": Param(0.002, type="number", minimum=0, maximum=0.1, title="Promotion margin",
-                        description="0 to 0.1. ROC AUC the challenger must gain over the champion."),
-    },
+    params=PARAMS,
 )
 def flightline_training():
-    @task
-    def prepare_split(**context) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from tasks.flows import training
-        from tasks.training.data import NotEnoughHistory
-
-        end, window = _end_day(context), int(context["params"]["window_days"])
-        try:
-            return training.prepare_split(end, window, Settings.from_env()).to_dict()
-        except NotEnoughHistory as exc:  # e.g. the first nightly run: nothing to train on yet
-            from flightline_airflow.run_notes import run_trigger, write_run_note
-
-            reason = (f"Not trained: {exc} in the {window} days up to {end.isoformat()}; "
-                      "backfill flightline_daily first.")
-            write_run_note(context, f"{run_trigger(context)} {reason}")
-            raise AirflowSkipException(reason) from exc
-
-    @task(retries=3)
-    def choose_capacity(split: dict, **context) -> dict:
-        """Spot prices, the cheapest capacity that fits, and the budget check: all before any
-        capacity is asked for. Throttling retries; bad price data and an over-budget estimate
-        fail the run with the reason."""
-        from airflow.sdk.exceptions import AirflowFailException
-        from flightline_airflow.run_notes import run_trigger, write_run_note
-
-        from tasks.cost.budget import OverBudget
-        from tasks.cost.spot import NoCapacityFits, PriceDataError
-        from tasks.flows import cost
-
-        p, settings = context["params"], Settings.from_env()
-        families = ["xgboost", "torch-horovod"] if p["model_family"] == "both" else [p["model_family"]]
-        try:
-            capacity, estimate = cost.choose_within_budget(
-                families, float(p["budget_minutes"]), float(p["budget_usd"]), settings)
-        except OverBudget as exc:
-            write_run_note(context, f"{run_trigger(context)} Refused: {exc}")
-            raise AirflowFailException(f"over budget: {exc}") from exc
-        except (PriceDataError, NoCapacityFits) as exc:
-            raise AirflowFailException(str(exc)) from exc
-        print(f"capacity: {capacity.reason}")
-        print(f"estimate ${estimate.usd:.4f} within the budget ${float(p['budget_usd']):.2f}: {estimate.parts}")
-        return capacity.to_dict() | {"estimate": estimate.to_dict()}
-
-    def _trainer_setup(family: str, capacity: dict, context) -> dict:
-        """What a trainer's attempt runs with, in the worker and for its pod alike: skipped
-        unless its family is chosen; on demand after too many spot interruptions; priced in the
-        ledger at its capacity; the run key its checkpoints resume under; the notice it watches
-        on spot capacity."""
-        from airflow.sdk.exceptions import AirflowSkipException
-        from flightline_airflow.cost_ledger import use_capacity
-
-        from tasks.cost.interruption import attempt_capacity
-
-        p, settings, ti = context["params"], Settings.from_env(), context["ti"]
-        if p["model_family"] not in (family, "both"):
-            raise AirflowSkipException(f"model family is {p['model_family']}")
-        cap = attempt_capacity({k: v for k, v in capacity.items() if k != "estimate"},
-                               dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
-                               settings=settings)
-        if cap["capacity_type"] != capacity["capacity_type"]:
-            print(f"attempt {ti.try_number}: {cap['reason']} at ${cap['hourly_usd']:.4f}/h")
-        # This attempt is priced at its capacity (where the trainer's pod runs on a cluster).
-        use_capacity(context, cap)
-        options = {"run_key": f"{context['dag_run'].run_id}-{family}",  # stable across retries
-                   "workers": int(p["horovod_workers"]), "gpu": p["gpu"],
-                   "time_budget_minutes": float(p["budget_minutes"])}
-        if cap["capacity_type"] == "spot":  # on-demand capacity is not reclaimed
-            options["notice"] = {"attempt": ti.try_number,
-                                 "per_attempt": 20 if family == "xgboost" else 1}
-        return {"options": options, "capacity": cap}
-
-    def _train(family: str, split: dict, capacity: dict, context) -> dict | None:
-        from tasks.flows.steps import run_step
-
-        setup = _trainer_setup(family, capacity, context)
-        return run_step(f"training.train_{family.replace('-', '_')}", [split], Settings.from_env(),
-                        setup["options"])
-
-    def _prepare(family: str):
-        return lambda context, inputs, capacity: _trainer_setup(family, capacity, context)
-
-    # A spot interruption is retried at once (the checkpoint resumes it), more than once.
-    spot_retries = {"retries": 3, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": False}
-
-    @task(**spot_retries)
-    def train_xgboost(split: dict, capacity: dict, **context) -> dict | None:
-        return _train("xgboost", split, capacity, context)
-
-    @task(**spot_retries)
-    def train_torch_horovod(split: dict, capacity: dict, **context) -> dict | None:
-        return _train("torch-horovod", split, capacity, context)
-
-    @task(trigger_rule="none_failed_min_one_success")
-    def decide_promotion(xgb: dict | None, torch: dict | None, **context) -> dict:
-        from flightline_airflow.run_notes import run_trigger, training_note, write_run_note
-
-        from tasks.flows import training
-        from tasks.training.registry import Candidate
-
-        p = context["params"]
-        decision = training.decide_promotion(
-            [Candidate.from_dict(c) for c in (xgb, torch) if c], Settings.from_env(),
-            margin=float(p["margin"]), force=bool(p["force_promote"])).to_dict()
-        verdict = "PROMOTED" if decision["promote"] else "NOT promoted"
-        print(f"{verdict} {decision['challenger']}: {decision['reason']}")
-        write_run_note(context, f"{run_trigger(context)} {training_note(decision)}")
-        return decision
-
-    @task
-    def package_champion(decision: dict, **context) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from tasks.flows import serving
-        from tasks.training.promotion import Decision
-
-        packaged = serving.package_champion(Decision.from_dict(decision), Settings.from_env())
-        if packaged is None:
-            raise AirflowSkipException("the champion is already the released model")
-        print(f"packaged {packaged.version} as {packaged.bento}; archive {packaged.archive}")
-        return packaged.to_dict()
-
-    @task
-    def check_and_release(packaged: dict, **context) -> dict:
-        from flightline_airflow.run_notes import release_note, write_run_note
-
-        from tasks.flows import serving
-        from tasks.serving.check import ServingCheckFailed
-        from tasks.serving.package import Packaged
-
-        try:
-            release = serving.check_and_release(Packaged.from_dict(packaged),
-                                                Settings.from_env()).to_dict()
-        except ServingCheckFailed as exc:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            write_run_note(context, release_note(None, str(exc)))
-            if exc.transient:
-                raise  # a busy machine, a server that did not start: the retry may pass
-            raise AirflowFailException(str(exc)) from exc  # predictions differ: no retry
-        print(f"RELEASED {release['bento']}: {release['figures']}")
-        write_run_note(context, release_note(release))
-        return release
-
     split = prepare_split()
     capacity = choose_capacity(split)
     # Each heavy step in the worker, or as a pod (an MPIJob for Horovod over several nodes) on

@@ -22,7 +22,7 @@ Ctrl-C. This supervisor:
   (60 s with every task and the scheduler stalled, found in a 30-day backfill);
 - prints the login (the simple auth manager's password file, kept 0600) once the API answers.
 
-Only the standard library and psutil (an Airflow dependency) are used.
+The standard library, psutil (an Airflow dependency), tasks.settings and tasks.localhost.
 """
 
 from __future__ import annotations
@@ -37,17 +37,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tasks.localhost import free_port, process_tree
+
 COMPONENTS = ("api-server", "execution-api", "scheduler", "dag-processor", "triggerer")
 SPARK_CONNECT = "spark-connect"
 EXECUTION_API = "execution-api"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def spark_connect_command(bin_dir: Path, port: int) -> list[str]:
@@ -68,20 +62,6 @@ def spark_connect_command(bin_dir: Path, port: int) -> list[str]:
         "--name", "flightline-spark-connect",
         "spark-internal",
     ]
-
-
-def _descendants(pids: list[int]) -> set[int]:
-    import psutil
-
-    found: set[int] = set()
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            found.add(pid)
-            found.update(c.pid for c in proc.children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
-    return found
 
 
 def _group_members(pgids: list[int]) -> set[int]:
@@ -154,7 +134,7 @@ class Stack:
         for helper in self.helpers:  # disposable: stop it first
             if helper.poll() is None:
                 helper.kill()
-        tracked = _descendants([p.pid for p in self.procs.values()] + [h.pid for h in self.helpers])
+        tracked = process_tree([p.pid for p in self.procs.values()] + [h.pid for h in self.helpers])
         tracked |= _group_members(self.old_groups)
         groups = [p.pid for p in self.procs.values() if p.poll() is None] + self.old_groups
         for pgid in groups:
@@ -167,7 +147,7 @@ class Stack:
             for proc in self.procs.values():
                 proc.poll()
             # Children started after the first snapshot (a task launched at the last moment).
-            tracked |= _descendants([p.pid for p in self.procs.values() if p.poll() is None])
+            tracked |= process_tree([p.pid for p in self.procs.values() if p.poll() is None])
             if not _alive(tracked):
                 return 0
             time.sleep(0.2)

@@ -6,7 +6,7 @@ port, and a small client of the public REST API, logged in with the generated pa
         run = af.trigger("flightline_daily", conf={"day": "2013-03-15"})
         af.wait_run("flightline_daily", run["dag_run_id"])
 
-Only the standard library and psutil (an Airflow dependency).
+The standard library, psutil (an Airflow dependency) and tasks.localhost.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from tasks.localhost import free_port, process_tree
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 FINISHED = {"success", "failed"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ApiError(RuntimeError):
@@ -112,10 +107,7 @@ class LiveAirflow:
             return
         import psutil
 
-        try:
-            tree = {self.proc.pid} | {c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)}
-        except psutil.NoSuchProcess:
-            tree = {self.proc.pid}
+        tree = process_tree([self.proc.pid]) | {self.proc.pid}
         t = time.monotonic()
         self.proc.send_signal(signal.SIGINT)
         try:

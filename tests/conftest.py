@@ -18,6 +18,7 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 logging.getLogger("py4j").setLevel(logging.WARNING)  # no chatter at interpreter exit
 
+from tasks.localhost import free_port  # noqa: E402
 from tasks.settings import Settings  # noqa: E402
 
 
@@ -46,12 +47,6 @@ def history(tmp_path_factory, bentoml_home):
     out = run_range(first, last, s)
     assert out["published"] == 24, out["failed"]
     return s
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

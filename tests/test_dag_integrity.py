@@ -159,3 +159,17 @@ def test_ruff_air3_is_clean():
         capture_output=True, text=True, cwd=ROOT,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_dag_files_stay_thin():
+    """A DAG file wires steps: no function in dags/ over 80 lines (logic lives in tasks/)."""
+    import ast
+
+    long = []
+    for path in DAG_FILES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.name}:{node.name} ({lines} lines)")
+    assert long == []

@@ -16,15 +16,10 @@ import pytest
 from tasks.features.staging import read_features
 from tasks.flows.daily import build_features, publish_features
 from tasks.landing import land_day
+from tasks.localhost import free_port
 from tasks.settings import Settings
 
 DAY = date(2013, 3, 10)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port: int, timeout: float = 60) -> None:
@@ -44,20 +39,20 @@ def standalone_cluster(tmp_path_factory):
 
     spark_home = Path(pyspark.__file__).parent
     spark_class = spark_home / "bin" / "spark-class"
-    port, worker_port = _free_port(), _free_port()
+    port, worker_port = free_port(), free_port()
     logs = tmp_path_factory.mktemp("spark-logs")
     env = dict(os.environ, SPARK_HOME=str(spark_home), SPARK_LOCAL_IP="127.0.0.1",
                PYSPARK_PYTHON=sys.executable, SPARK_WORKER_DIR=str(logs / "work"))
     master = subprocess.Popen(
         [str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-         "--port", str(port), "--webui-port", str(_free_port())],
+         "--port", str(port), "--webui-port", str(free_port())],
         env=env, stdout=open(logs / "master.log", "w"), stderr=subprocess.STDOUT,
     )
     _wait_port(port)
     url = f"spark://127.0.0.1:{port}"
     worker = subprocess.Popen(
         [str(spark_class), "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1",
-         "--port", str(worker_port), "--webui-port", str(_free_port()), "--cores", "2",
+         "--port", str(worker_port), "--webui-port", str(free_port()), "--cores", "2",
          "--memory", "2g"],
         env=env, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT,
     )

@@ -234,10 +234,11 @@ def gate(batch: Batch, settings: Settings) -> GateResult:
     return result
 
 
-def check_history(batches: Iterable[Batch]) -> dict[str, list[dict]]:
+def check_history(batches: Iterable[Batch], only: Iterable[str] | None = None) -> dict[str, list[dict]]:
     """Validate many days' batches in one GE context, with no Data Docs and no quarantine: what
     a suite change does to days known to be good (``flightline check-suites``). Returns each
-    day's critical failures (empty: the day passes)."""
+    day's critical failures (empty: the day passes); ``only``: these suites alone."""
+    only = None if only is None else set(only)
     import tempfile
 
     out: dict[str, list[dict]] = {}
@@ -247,6 +248,8 @@ def check_history(batches: Iterable[Batch]) -> dict[str, list[dict]]:
         for b in batches:
             failures = list(b.failures)
             for suite_name, df in b.frames.items():
+                if only is not None and suite_name not in only:
+                    continue
                 failures += validator.run(suite_name, df, b.params, gate=b.gate, day=b.day,
                                           run_time=run_time, suite_json=b.suites.get(suite_name))[1]
             out[b.day.isoformat()] = failures

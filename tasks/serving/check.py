@@ -18,7 +18,6 @@ reason, keeps the previous release, and leaves the Bento in the store for inspec
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.localhost import free_port, process_tree
 from tasks.results import Result
 from tasks.serving.package import Packaged, bentoml_env, ensure_local
 from tasks.settings import Settings
@@ -64,12 +64,6 @@ class Release(Result):
     figures: dict
     record: str  # URI of this check in the release history
     alias: dict | None = None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -124,11 +118,13 @@ def server_processes(proc: subprocess.Popen) -> list:
     those in a session of its own, so a process group does not reach them)."""
     import psutil
 
-    try:
-        root = psutil.Process(proc.pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
+    procs = []
+    for pid in sorted(process_tree([proc.pid])):
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    return procs
 
 
 def _stop(proc: subprocess.Popen, grace_s: float = 20) -> None:
