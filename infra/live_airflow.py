@@ -1,12 +1,14 @@
 """A live local Airflow for tests and benchmarks: a fresh Airflow home, the supervised stack
 (``infra/airflow_stack.py``: api-server, scheduler, dag-processor, triggerer) on a free loopback
-port, and a small client of the public REST API, logged in with the generated password.
+port, driven through the public REST API (:class:`flightline_airflow.api.AirflowAPI`, the client the
+plugin's run notes use), logged in with the generated password.
 
     with LiveAirflow(tmp_path, env={"FLIGHTLINE_DATA_ROOT": ...}) as af:
         run = af.trigger("flightline_daily", conf={"day": "2013-03-15"})
         af.wait_run("flightline_daily", run["dag_run_id"])
 
-The standard library, psutil (an Airflow dependency) and tasks.localhost.
+The standard library, psutil and httpx (Airflow dependencies), tasks.localhost and the plugin's
+API client.
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tasks.localhost import free_port, process_tree
-
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "plugins") not in sys.path:
+    sys.path.insert(0, str(ROOT / "plugins"))  # as Airflow puts it, for the API client
+
+from flightline_airflow.api import AirflowAPI  # noqa: E402
+
+from tasks.localhost import free_port, process_tree  # noqa: E402
+
 BIN = Path(sys.executable).parent
 FINISHED = {"success", "failed"}
 
@@ -59,6 +66,7 @@ class LiveAirflow:
             # are scheduled as usual.
             self.env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
         self.proc: subprocess.Popen | None = None
+        self.api = AirflowAPI(self.url, "admin", "", timeout=60)  # password: once the stack runs
         self.token = ""
         self.stop_seconds: float | None = None
         self.left_behind: list[int] = []
@@ -88,6 +96,7 @@ class LiveAirflow:
              "--spark-connect" if self.spark_connect else "--no-spark-connect"],
             env=self.env, stdout=self.stack_log, stderr=subprocess.STDOUT,
             start_new_session=True)
+        self.api.__enter__()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -99,7 +108,8 @@ class LiveAirflow:
                 time.sleep(1)
         else:
             raise RuntimeError(f"the API server did not answer in {timeout} s")
-        self.token = self.login("admin")
+        self.api.password = self.password("admin")
+        self.token = self.api.login()
 
     def stop(self) -> None:
         """SIGINT to the supervisor, as Ctrl-C would; records how long it took and what was left."""
@@ -122,6 +132,7 @@ class LiveAirflow:
                              if p.pid not in self.left_behind and p.pid != os.getpid()
                              and (p.info.get("environ") or {}).get("AIRFLOW_HOME") == str(self.home)]
         self.stack_log.close()
+        self.api.__exit__()
         self.proc = None
 
     def stack_output(self) -> str:
@@ -133,28 +144,14 @@ class LiveAirflow:
 
     def request(self, method: str, path: str, body=None, *, token: str | None = None,
                 params: dict | None = None, raw: bool = False):
-        url = self.url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(url, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        tok = self.token if token is None else token
-        if tok:
-            req.add_header("Authorization", f"Bearer {tok}")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                payload = resp.read()
-                return (resp.status, payload, dict(resp.headers)) if raw else json.loads(payload or b"null")
-        except urllib.error.HTTPError as exc:
-            payload = exc.read()
-            if raw:
-                return exc.code, payload, dict(exc.headers)
-            raise ApiError(exc.code, payload.decode(errors="replace"), f"{method} {path}") from None
-
-    def login(self, user: str) -> str:
-        out = self.request("POST", "/auth/token", {"username": user, "password": self.password(user)},
-                           token="")
-        return out["access_token"]
+        """A REST call as admin (``token=""``: with no login); its JSON, or with ``raw`` the
+        (status, body, headers) whatever the status. An error status raises :class:`ApiError`."""
+        resp = self.api.send(method, path, auth=token != "", json=body, params=params)
+        if raw:
+            return resp.status_code, resp.content, dict(resp.headers)
+        if resp.is_error:
+            raise ApiError(resp.status_code, resp.text, f"{method} {path}")
+        return resp.json() if resp.content else None
 
     def health(self) -> dict:
         return self.request("GET", "/api/v2/monitor/health", token="")

@@ -1,5 +1,6 @@
 """One client of Airflow's public REST API, as a service user: what run notes, the cost
-ledger's note and the live-stack test driver use (a hook, in the provider-package sense).
+ledger's note and the live-stack test driver (``infra/live_airflow.py``) use (a hook, in the
+provider-package sense).
 
 Credentials come from the Airflow connection ``flightline_api`` (``AIRFLOW_CONN_FLIGHTLINE_API``
 or any secrets backend; ``make airflow`` provides it for the local stack). A run's note is
@@ -111,13 +112,26 @@ class AirflowAPI:
         self._headers = {"Authorization": f"Bearer {token}"}
         return token
 
+    @property
+    def token(self) -> str:
+        return self._headers.get("Authorization", "").removeprefix("Bearer ")
+
+    def send(self, method: str, path: str, *, auth: bool = True, **kwargs):
+        """One request (``auth``: as the logged-in user, else as nobody); the ``httpx``
+        response as it came, whatever its status."""
+        if auth and not self._headers:
+            self.login()
+        extra = kwargs.pop("headers", None) or {}
+        resp = self._http.request(method, path, headers={**(self._headers if auth else {}), **extra},
+                                  **kwargs)
+        if auth and resp.status_code == 401:  # the token expired: once more, logged in again
+            self.login()
+            resp = self._http.request(method, path, headers={**self._headers, **extra}, **kwargs)
+        return resp
+
     def request(self, method: str, path: str, **kwargs):
-        if not self._headers:
-            self.login()
-        resp = self._http.request(method, path, headers=self._headers, **kwargs)
-        if resp.status_code == 401:  # the token expired: once more, logged in again
-            self.login()
-            resp = self._http.request(method, path, headers=self._headers, **kwargs)
+        """``send``, then its JSON; an error status raises ``httpx.HTTPStatusError``."""
+        resp = self.send(method, path, **kwargs)
         resp.raise_for_status()
         return resp.json() if resp.content else None
 
