@@ -3,9 +3,14 @@
 Every write is atomic for readers:
 - a single object is written to a temporary name and renamed (local) or PUT whole (S3, where
   an object only becomes visible once its upload completes);
-- a folder of files (a partition) is assembled under a temporary name and then published: by
+- a folder of files (a partition) is assembled under a hidden name beside its place (a hidden
+  folder locally, a hidden prefix on S3: :meth:`Store.stage_uri`) and then published: by
   ``os.replace`` locally, and on S3 by copying into place and writing a ``_SUCCESS`` commit marker
   last. Readers of partitions only trust folders with a ``_SUCCESS`` marker.
+
+A staged folder is a URI in the data root, so the task that builds it and the task that
+validates or publishes it need not share a disk. What must read files (Spark, pyarrow) gets a
+local copy (:meth:`Store.local_folder`).
 """
 
 from __future__ import annotations
@@ -241,14 +246,50 @@ class Store:
         """True when a published folder carries its ``_SUCCESS`` commit marker."""
         return self.exists(join(folder_uri, SUCCESS))
 
+    def is_folder(self, uri: str) -> bool:
+        """True when a folder (an S3 prefix) holds at least one file."""
+        if is_s3(uri):
+            return next(iter(self.walk_files(uri)), None) is not None
+        return Path(uri).is_dir()
+
+    def stage_uri(self, final_uri: str) -> str:
+        """A fresh hidden place beside ``final_uri`` to stage it in, in the data root: a local
+        folder (created) or an S3 prefix; :meth:`clean_staging` removes what a killed run left."""
+        if not is_s3(final_uri):
+            return str(self.staging_dir(final_uri))
+        parent, _, name = final_uri.rstrip("/").rpartition("/")
+        return f"{parent}/.{name}.stage-{uuid.uuid4().hex}"
+
+    def upload_folder(self, local_dir: str | Path, uri: str) -> str:
+        """Every file of a local folder under ``uri`` (an S3 prefix), then the folder removed."""
+        local_dir = Path(local_dir)
+        for p in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+            self.upload_file(p, join(uri, p.relative_to(local_dir).as_posix()))
+        shutil.rmtree(local_dir, ignore_errors=True)
+        return uri
+
+    def local_folder(self, uri: str, scratch: str | Path) -> Path:
+        """A folder's files on this machine: the folder itself when local, else a copy of the
+        S3 prefix under ``scratch``."""
+        if not is_s3(uri):
+            return Path(uri)
+        dest = Path(scratch) / uuid.uuid4().hex
+        prefix = uri.rstrip("/") + "/"
+        for file_uri in self.walk_files(uri):
+            self.download(file_uri, dest / file_uri[len(prefix):])
+        return dest
+
     def publish_folder(self, local_dir: str | Path, final_uri: str) -> str:
-        """Publish a finished local folder as ``final_uri`` atomically, replacing what was there.
+        """Publish a finished folder as ``final_uri`` atomically, replacing what was there.
 
         Locally: rename into place (the old partition is moved aside first, then removed).
-        On S3: drop the old marker, upload every file, write the ``_SUCCESS`` marker last.
-        A ``_SUCCESS`` file is always written so readers can tell a committed folder. Either way
-        ``local_dir`` is consumed: moved into place, or removed once uploaded.
+        On S3: drop the old marker, upload (or, from a staged S3 prefix, copy) every file, write
+        the ``_SUCCESS`` marker last. A ``_SUCCESS`` file is always written so readers can tell a
+        committed folder. Either way the staged folder is consumed: moved into place, or
+        removed once copied.
         """
+        if is_s3(str(local_dir)):
+            return self._publish_s3_prefix(str(local_dir), final_uri)
         local_dir = Path(local_dir)
         if not local_dir.is_dir():
             raise StorageError(f"cannot publish {local_dir}: not a folder")
@@ -276,9 +317,35 @@ class Store:
         shutil.rmtree(old, ignore_errors=True)
         return final_uri
 
+    def _publish_s3_prefix(self, stage: str, final_uri: str) -> str:
+        if not is_s3(final_uri):
+            raise StorageError(f"cannot publish {stage} to {final_uri}: both must be on S3")
+        files = list(self.walk_files(stage))
+        if not files:
+            raise StorageError(f"cannot publish {stage}: nothing staged there", uri=stage)
+        self.delete(join(final_uri, SUCCESS))
+        self.delete_tree(final_uri)
+        fb, _ = split_s3(final_uri)
+        prefix = stage.rstrip("/") + "/"
+        for file_uri in files:
+            rel = file_uri[len(prefix):]
+            if rel == SUCCESS:
+                continue
+            sb, sk = split_s3(file_uri)
+            with _storage_errors("copy", file_uri):
+                self.s3.copy_object(Bucket=fb, Key=split_s3(join(final_uri, rel))[1],
+                                    CopySource={"Bucket": sb, "Key": sk})
+        self.write_bytes(join(final_uri, SUCCESS), b"")
+        self.delete_tree(stage)
+        return final_uri
+
     def clean_staging(self, final_uri: str) -> None:
-        """Remove hidden staging/old folders a killed run left beside ``final_uri`` (local)."""
+        """Remove hidden staging/old folders a killed run left beside ``final_uri``."""
         if is_s3(final_uri):
+            parent, _, name = final_uri.rstrip("/").rpartition("/")
+            for entry in self.list(parent):
+                if entry.startswith(f".{name}."):
+                    self.delete_tree(join(parent, entry))
             return
         final = Path(final_uri)
         if final.parent.is_dir():

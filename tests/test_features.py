@@ -101,6 +101,30 @@ def test_unpublished_staging_is_invisible(settings, spark):
     assert Path(settings.partition("raw", DAY), "_SUCCESS").exists()
 
 
+def test_the_daily_flow_runs_on_an_s3_data_root(s3_settings, spark):
+    """Every step against the moto server: Spark reads local copies of the drop, the staged
+    features and raw partition are hidden prefixes in the bucket (another worker can validate
+    and publish them), publish commits both, nothing staged is left, and the summary lands."""
+    from tasks.storage import Store, join
+
+    s, store = s3_settings, Store(s3_settings)
+    out = run_day(DAY, s, spark=spark)
+    assert out["features_uri"] == s.partition("features", DAY) and store.is_committed(out["features_uri"])
+    assert store.is_committed(s.partition("raw", DAY))
+    df = read_features([DAY], s)
+    assert len(df) == out["rows"] > 800 and list(df.columns) == FEATURE_COLUMNS
+    staged = out["results"]["build_features"]
+    assert staged["features_uri"].startswith(f"{s.zone('features')}/.dt={DAY}.stage-")
+    assert staged["raw_staged"].startswith(f"{s.zone('raw')}/.dt={DAY}.stage-")
+    assert not store.is_folder(staged["features_uri"]) and not store.is_folder(staged["raw_staged"])
+    assert [n for n in store.list(s.zone("features")) if n.startswith(".")] == []
+    assert store.exists(join(s.partition("summaries", DAY), "summary.json"))
+    # a retry of publish (the first attempt committed, then failed storing its result)
+    from tasks.features.staging import StagedFeatures
+
+    assert publish_features(StagedFeatures.from_dict(staged), s).features_uri == out["features_uri"]
+
+
 KILL_SCRIPT = """
 import sys
 from datetime import date

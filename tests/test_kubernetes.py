@@ -225,6 +225,7 @@ def test_horovod_over_several_gpu_nodes_is_an_mpijob(monkeypatch):
         assert rep["template"]["spec"]["nodeSelector"]["flightline.io/pool"] == "gpu"
 
 
+@pytest.mark.slow  # it needs the 24-day history fixture (40 s to build), which make test shares
 def test_horovodrun_spreads_ranks_over_the_hostfile(history, tmp_path, monkeypatch):
     """The MPIJob launcher's trainer starts its ranks on the hostfile's hosts, not on localhost,
     from arrays on the shared data volume (every rank must read them)."""

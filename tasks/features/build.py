@@ -5,6 +5,10 @@ transform (:mod:`tasks.features.transform`) and writes through the shared staged
 (:mod:`tasks.features.staging`). First day: when the previous day's drop is absent, look-back
 covers the day itself only and the partition manifest says ``history_days: 0``; features with no
 history are null. Cancelled, diverted and impossible rows are counted in the result.
+
+On an S3 data root Spark reads local copies of the drop's files (no Hadoop S3 connector is
+installed, and a day's drop is a few hundred kilobytes), writes its partitions locally, and the
+staged results are uploaded to hidden prefixes beside their partitions in the bucket.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 
 from tasks.feature_contract import ROW_ORDER
 from tasks.features.staging import (
     StagedFeatures,
     finish_features,
     stage_folder,
+    stage_in_root,
 )
 from tasks.features.transform import feature_frame
 from tasks.landing import Drop, reference_uri
@@ -44,6 +50,27 @@ def _session(settings: Settings, app_name: str, spark=None) -> Iterator:
         own.stop()
 
 
+@contextmanager
+def _local_inputs(settings: Settings) -> Iterator:
+    """``local(uri)``: a path Spark can read. Spark has no S3 connector here, so on an S3 data
+    root each input is copied into a scratch folder (its path below the root kept: the range
+    build reads the day from ``dt=``) that lives as long as the build."""
+    if not settings.is_s3:
+        yield lambda uri: uri
+        return
+    import tempfile
+
+    store = Store(settings)
+    with tempfile.TemporaryDirectory(prefix="flightline-inputs-") as tmp:
+        def local(uri: str) -> str:
+            dest = Path(tmp) / uri[len(settings.root) + 1:]
+            if not dest.exists():
+                store.download(uri, dest)
+            return str(dest)
+
+        yield local
+
+
 def _flight_names() -> list[str]:
     return [c for c, _ in FLIGHT_COLUMNS]
 
@@ -60,21 +87,22 @@ def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatu
     prev = drop.lookback
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    with _session(settings, f"flightline-features-{day.isoformat()}", spark) as spark:
+    with _local_inputs(settings) as local, \
+            _session(settings, f"flightline-features-{day.isoformat()}", spark) as spark:
         timings["spark_start"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        flights = read_csv(spark, drop.flights_uri, FLIGHT_COLUMNS).withColumn(
+        flights = read_csv(spark, local(drop.flights_uri), FLIGHT_COLUMNS).withColumn(
             "is_today", F.lit(True)
         ).withColumn("batch_day", F.lit(day.isoformat()))
-        weather = read_csv(spark, drop.weather_uri, WEATHER_COLUMNS)
+        weather = read_csv(spark, local(drop.weather_uri), WEATHER_COLUMNS)
         if prev is not None:
             flights = flights.unionByName(
-                read_csv(spark, prev.flights_uri, FLIGHT_COLUMNS).withColumn(
+                read_csv(spark, local(prev.flights_uri), FLIGHT_COLUMNS).withColumn(
                     "is_today", F.lit(False)
                 ).withColumn("batch_day", F.lit(day.isoformat()))
             )
-            weather = weather.unionByName(read_csv(spark, prev.weather_uri, WEATHER_COLUMNS))
-        planes = read_csv(spark, reference_uri("planes", settings), PLANE_COLUMNS)
+            weather = weather.unionByName(read_csv(spark, local(prev.weather_uri), WEATHER_COLUMNS))
+        planes = read_csv(spark, local(reference_uri("planes", settings)), PLANE_COLUMNS)
 
         f, out, today = feature_frame(flights, weather, planes)
         counts = today.agg(
@@ -114,9 +142,9 @@ def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatu
     })
     return StagedFeatures(
         day=day,
-        features_uri=str(stage),
+        features_uri=stage_in_root(stage, settings.partition("features", day), settings),
         raw_uri=settings.partition("raw", day),
-        raw_staged=str(raw_stage),
+        raw_staged=stage_in_root(raw_stage, settings.partition("raw", day), settings),
         rows=rows,
         dropped=dropped,
         history_days=history_days,
@@ -140,8 +168,9 @@ def build_features_range(drops: dict[date, Drop], first: date, last: date, setti
     work = None
     staged: list[StagedFeatures] = []
     try:
-        with _session(settings, f"flightline-features-{first}-{last}", spark) as spark:
-            flights = read_csv(spark, [d.flights_uri for d in drops.values()], FLIGHT_COLUMNS)
+        with _local_inputs(settings) as local, \
+                _session(settings, f"flightline-features-{first}-{last}", spark) as spark:
+            flights = read_csv(spark, [local(d.flights_uri) for d in drops.values()], FLIGHT_COLUMNS)
             flights = flights.withColumn("drop_day", F.to_date(
                 F.regexp_extract(F.input_file_name(), r"dt=(\d{4}-\d{2}-\d{2})", 1)))
             today = flights.where(F.col("drop_day") >= F.lit(first.isoformat()).cast("date")).select(
@@ -150,8 +179,8 @@ def build_features_range(drops: dict[date, Drop], first: date, last: date, setti
             history = flights.where(F.col("drop_day") < F.lit(last.isoformat()).cast("date")).select(
                 *_flight_names(), F.lit(False).alias("is_today"),
                 F.date_add("drop_day", 1).cast("string").alias("batch_day"))
-            weather = read_csv(spark, [d.weather_uri for d in drops.values()], WEATHER_COLUMNS)
-            planes = read_csv(spark, reference_uri("planes", settings), PLANE_COLUMNS)
+            weather = read_csv(spark, [local(d.weather_uri) for d in drops.values()], WEATHER_COLUMNS)
+            planes = read_csv(spark, local(reference_uri("planes", settings)), PLANE_COLUMNS)
             f, out, _ = feature_frame(today.unionByName(history), weather, planes)
             work = Store(settings).staging_dir(settings.partition("features", first) + "-range")
             out.repartition("batch_day").sortWithinPartitions(*ROW_ORDER).write.partitionBy(
@@ -169,9 +198,10 @@ def build_features_range(drops: dict[date, Drop], first: date, last: date, setti
                                            "built_by": "build_features_range"})
             raw_stage = stage_folder("raw", d, settings)
             shutil.move(str(work / "raw" / part), raw_stage / "flights")
-            staged.append(StagedFeatures(day=d, features_uri=str(stage),
-                                         raw_uri=settings.partition("raw", d), rows=rows,
-                                         history_days=history_days, raw_staged=str(raw_stage)))
+            staged.append(StagedFeatures(
+                day=d, features_uri=stage_in_root(stage, settings.partition("features", d), settings),
+                raw_uri=settings.partition("raw", d), rows=rows, history_days=history_days,
+                raw_staged=stage_in_root(raw_stage, settings.partition("raw", d), settings)))
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)

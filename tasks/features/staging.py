@@ -1,14 +1,17 @@
 """The staged write shared by the daily and the range builds, publishing, and reading back.
 
-A build writes a day's features into a hidden staging folder beside ``features/dt=D``
-(:func:`stage_folder`), then :func:`finish_features` makes it a partition (row count, manifest);
-the features gate validates it there, and :func:`publish_features` renames it into place. The
-typed raw partition is staged and published the same way (:func:`publish_raw`).
+A build writes a day's features into a hidden staging folder (:func:`stage_folder`: beside
+``features/dt=D`` on a local root, a scratch folder on S3), :func:`finish_features` makes it a
+partition (row count, manifest) and :func:`stage_in_root` hands it on as a URI in the data root
+(on S3: uploaded to a hidden prefix beside the partition); the features gate validates it there,
+and :func:`publish_features` moves it into place. The typed raw partition is staged and
+published the same way (:func:`publish_raw`).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -16,7 +19,7 @@ from pathlib import Path
 from tasks.feature_contract import FEATURE_COLUMNS
 from tasks.results import Result
 from tasks.settings import Settings
-from tasks.storage import SUCCESS, Store, join
+from tasks.storage import SUCCESS, StorageError, Store, join
 
 
 @dataclass
@@ -24,7 +27,7 @@ class StagedFeatures(Result):
     """A built, not yet published, features partition: what the features gate and publish take."""
 
     day: date
-    features_uri: str  # the staged (hidden) folder; publish_features moves it into place
+    features_uri: str  # the staged (hidden) folder in the data root; publish moves it into place
     raw_uri: str  # the typed raw partition of the day
     rows: int
     dropped: dict[str, int] = field(default_factory=dict)
@@ -50,6 +53,16 @@ def stage_folder(zone: str, day: date, settings: Settings) -> Path:
     return store.staging_dir(final)
 
 
+def stage_in_root(stage: Path, final_uri: str, settings: Settings) -> str:
+    """A finished local stage as a URI in the data root that the next task can read: the
+    hidden folder itself on a local root, a hidden prefix beside ``final_uri`` on S3."""
+    drop_spark_side_files(stage)
+    if not settings.is_s3:
+        return str(stage)
+    store = Store(settings)
+    return store.upload_folder(stage, store.stage_uri(final_uri))
+
+
 def finish_features(stage: Path, manifest: dict) -> int:
     """Make a staged folder whose ``data/`` Spark wrote a partition: Spark's side files out,
     the manifest (with the row count and the contract's columns) in. Returns the rows."""
@@ -60,9 +73,8 @@ def finish_features(stage: Path, manifest: dict) -> int:
     return rows
 
 
-def publish_raw(raw_stage: Path, day: date, settings: Settings) -> str:
+def publish_raw(raw_stage: str, day: date, settings: Settings) -> str:
     """Publish a staged typed raw partition as ``raw/dt=day``."""
-    drop_spark_side_files(raw_stage)
     return Store(settings).publish_folder(raw_stage, settings.partition("raw", day))
 
 
@@ -76,11 +88,11 @@ def publish_features(staged: StagedFeatures, settings: Settings) -> Published:
     """
     store = Store(settings)
     day = staged.day
-    if staged.raw_staged and Path(staged.raw_staged).is_dir():  # gone: an earlier attempt's
-        publish_raw(Path(staged.raw_staged), day, settings)
+    if staged.raw_staged and store.is_folder(staged.raw_staged):  # gone: an earlier attempt's
+        publish_raw(staged.raw_staged, day, settings)
     final = settings.partition("features", day)
-    if not Path(staged.features_uri).is_dir():
-        if store.is_committed(final) and _manifest_day(final) == day.isoformat():
+    if not store.is_folder(staged.features_uri):
+        if store.is_committed(final) and _manifest_day(store, final) == day.isoformat():
             return Published(day, final, staged.rows)
         raise ValueError(f"nothing staged at {staged.features_uri} to publish for {day.isoformat()}")
     return Published(day, store.publish_folder(staged.features_uri, final), staged.rows)
@@ -92,10 +104,11 @@ def read_features(days: list[date], settings: Settings):
 
     store = Store(settings)
     frames = []
-    for d in days:
-        uri = settings.partition("features", d)
-        if store.is_committed(uri):
-            frames.append(pd.read_parquet(join(uri, "data")))
+    with tempfile.TemporaryDirectory(prefix="flightline-read-") as scratch:
+        for d in days:
+            uri = settings.partition("features", d)
+            if store.is_committed(uri):
+                frames.append(pd.read_parquet(store.local_folder(join(uri, "data"), scratch)))
     if not frames:
         raise ValueError(f"no published feature partitions among {len(days)} requested days")
     return pd.concat(frames, ignore_index=True)
@@ -114,8 +127,8 @@ def drop_spark_side_files(folder: Path) -> None:
             p.unlink()
 
 
-def _manifest_day(folder: str) -> str | None:
+def _manifest_day(store: Store, folder: str) -> str | None:
     try:
-        return json.loads((Path(folder) / "_manifest.json").read_text()).get("day")
-    except (OSError, ValueError):
+        return json.loads(store.read_text(join(folder, "_manifest.json"))).get("day")
+    except (StorageError, ValueError):
         return None

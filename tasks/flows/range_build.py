@@ -13,7 +13,6 @@ job that stages each day as the daily build stages it; then, per day, the daily 
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import date
 
@@ -23,6 +22,7 @@ from tasks.flows.daily import features_gate
 from tasks.landing import find_drops
 from tasks.quality.gate import QualityGateFailed
 from tasks.settings import Settings
+from tasks.storage import Store
 
 
 def run_range(first: date, last: date, settings: Settings, *, spark=None) -> dict:
@@ -37,7 +37,7 @@ def run_range(first: date, last: date, settings: Settings, *, spark=None) -> dic
             features_gate(day, settings)
         except QualityGateFailed as exc:
             failed[day.day.isoformat()] = exc.result.summary()
-            shutil.rmtree(day.raw_staged, ignore_errors=True)
+            Store(settings).delete_tree(day.raw_staged)
             continue
         rows += publish_features(day, settings).rows
         published += 1

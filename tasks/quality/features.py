@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tasks.features.staging import StagedFeatures
 from tasks.quality.gate import Batch, expected_source_day
 from tasks.settings import Settings
-from tasks.storage import join
+from tasks.storage import Store, join
 
 
 def features_batch(staged: StagedFeatures, settings: Settings) -> Batch:
     """The staged rows as the features gate validates them; the staged folder is quarantined to
     ``quarantine/dt=D/features`` on failure (nothing is published)."""
+    import tempfile
+
     import pandas as pd
 
-    data = Path(staged.features_uri) / "data"
-    if not data.is_dir():
+    store = Store(settings)
+    data = join(staged.features_uri, "data")
+    if not store.is_folder(data):
         raise ValueError(f"features gate: nothing staged at {staged.features_uri} "
                          f"for {staged.day.isoformat()}")
-    df = pd.read_parquet(data)
+    with tempfile.TemporaryDirectory(prefix="flightline-gate-") as scratch:
+        df = pd.read_parquet(store.local_folder(data, scratch))
     df["flight_date"] = df["flight_date"].astype(str)
     df["sched_dep_utc"] = df["sched_dep_utc"].astype(str)
     src = expected_source_day(staged.day, settings)
