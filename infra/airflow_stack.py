@@ -20,7 +20,10 @@ Ctrl-C. This supervisor:
   other for the whole lock timeout: the REST API's audit log commits on the event loop, and
   waited there for the write lock of an execution-API request whose own commit needed that loop
   (60 s with every task and the scheduler stalled, found in a 30-day backfill);
-- prints the login (the simple auth manager's password file, kept 0600) once the API answers.
+- prints where the login is (the simple auth manager's password file, kept 0600; never the
+  password itself) once the API answers;
+- runs the scheduler and the triggerer without their log servers (``airflow serve-logs`` binds
+  every interface and takes no host setting): the API server reads task logs from their files.
 
 The standard library, psutil (an Airflow dependency), tasks.settings and tasks.localhost.
 """
@@ -119,6 +122,10 @@ class Stack:
         if name == EXECUTION_API:  # what task processes talk to, in a process of its own
             return [self.airflow, "api-server", "--apps", "execution", "--port",
                     str(self.execution_api_port)]
+        if name in ("scheduler", "triggerer"):
+            # Their log servers (airflow serve-logs) bind every interface and take no host
+            # setting; the API server reads this machine's task logs from their files instead.
+            return [self.airflow, name, "--skip-serve-logs"]
         return [self.airflow, name]
 
     def start(self, name: str) -> None:
@@ -226,10 +233,8 @@ def _announce(home: Path) -> None:
         print("stack: the API server did not answer within 2 minutes", flush=True)
         return
     pwfile = home / "simple_auth_manager_passwords.json.generated"
-    login = ""
-    if pwfile.exists():
-        login = f"admin / {json.loads(pwfile.read_text()).get('admin', '?')}"
-    print(f"\n  Flightline UI: {url}   login: {login or 'see ' + str(pwfile)}\n"
+    # The password stays in its 0600 file: a console is often logged or shared.
+    print(f"\n  Flightline UI: {url}   user: admin, password: in {pwfile}\n"
           "  (stop with Ctrl-C)\n", flush=True)
 
 

@@ -13,11 +13,13 @@ Later stages (serving, monitoring, cost) add their DAGs here.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -28,6 +30,7 @@ from flightline_airflow.api import parse_note  # noqa: E402
 from live_airflow import LiveAirflow  # noqa: E402
 
 from tasks.flows import daily, training  # noqa: E402
+from tasks.localhost import process_tree  # noqa: E402
 
 FLOW = daily.FLOW
 
@@ -102,6 +105,27 @@ def test_daily_run_succeeds_and_says_which_day(live, daily_run):
     assert (live.data / "features" / f"dt={DAY}" / "_SUCCESS").exists()
 
 
+def test_every_component_listens_on_loopback_and_task_logs_read(live, daily_run):
+    """Nothing of the stack is reachable from another machine (the scheduler's and triggerer's
+    log servers bound every interface: the stack skips them), and a task's log still opens."""
+    import ipaddress
+
+    import psutil
+
+    stack = process_tree([live.proc.pid])
+    listening = {(c.laddr.ip, c.laddr.port) for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in stack}
+    def loopback(ip: str) -> bool:
+        addr = ipaddress.ip_address(ip)
+        return (getattr(addr, "ipv4_mapped", None) or addr).is_loopback  # Java's ::ffff:127.0.0.1
+
+    assert listening and all(loopback(ip) for ip, _ in listening), listening
+    rid = quote(daily_run["dag_run_id"], safe="")
+    log = live.request("GET", f"/api/v2/dags/flightline_daily/dagRuns/{rid}/taskInstances/"
+                              "publish_features/logs/1", params={"full_content": "true"})
+    assert f"Processed {DAY}" in json.dumps(log), str(log)[:2000]
+
+
 def test_gate_links_open_data_docs_behind_the_login(live, daily_run):
     for task in ("raw_gate", "features_gate"):
         links = live.links("flightline_daily", daily_run["dag_run_id"], task)["extra_links"]
@@ -115,6 +139,15 @@ def test_gate_links_open_data_docs_behind_the_login(live, daily_run):
         assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
         assert "/flightline/static/" in html
         assert live.request("GET", url, token="", raw=True)[0] == 401
+        assert headers["x-frame-options"] == "SAMEORIGIN" and headers["x-content-type-options"] == "nosniff"
+    # Logged in, bad paths are 404, never 500, and nothing outside the reports zone is served:
+    # a control character, a symlink placed in the data root pointing out of it.
+    (live.data / "reports" / "passwd.html").symlink_to("/etc/passwd")
+    for path in ("/flightline/reports/data_docs/%00index.html", "/flightline/reports/passwd.html",
+                 "/flightline/reports/data_docs/%0a"):
+        assert live.request("GET", path, raw=True)[0] == 404, path
+    # A run the cost ledger has never seen has no cost page (it said "$0.0000 for 0 attempts").
+    assert live.request("GET", "/flightline/costs/flightline_daily/no-such-run", raw=True)[0] == 404
     # The Data Docs home lists the day's site.
     status, body, _ = live.request("GET", "/flightline/reports/data_docs/index.html", raw=True)
     assert status == 200 and f'href="dt={DAY}/index.html"' in body.decode()
@@ -164,8 +197,6 @@ def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, dai
         time.sleep(2)
     assert note["cost"].startswith("Cost $") and "saved $" in note["cost"], note
     assert "Released flightline:" in note["check_and_release"], note  # kept beside the cost
-    from urllib.parse import quote
-
     url = live.links("flightline_training", run["dag_run_id"], "train_xgboost")["extra_links"]["Cost"]
     assert url == f"/flightline/costs/flightline_training/{quote(run['dag_run_id'], safe='')}", url
     status, body = live.request("GET", url, raw=True)[:2]

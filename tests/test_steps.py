@@ -194,7 +194,7 @@ def test_note_sections_append_replace_on_retry_and_fit_the_limit():
     note = merge_note("", "land_demo_drop", "Processing 2013-03-02")
     note = merge_note(note, "publish_features", "Processed 2013-03-02: 900 rows")
     again = merge_note(note, "publish_features", "Processed 2013-03-02: 900 rows")  # a retry
-    assert again == note == "land_demo_drop: Processing 2013-03-02\npublish_features: Processed 2013-03-02: 900 rows"
+    assert again == note == "land_demo_drop: Processing 2013-03-02\n\npublish_features: Processed 2013-03-02: 900 rows"
     note = merge_note(note, "land_demo_drop", "Processing 2013-03-02 (replay)")
     assert list(parse_note(note)) == ["land_demo_drop", "publish_features"]  # order kept
     assert parse_note(note)["land_demo_drop"].endswith("(replay)")

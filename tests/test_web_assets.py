@@ -128,3 +128,22 @@ def test_real_data_docs_load_only_vendored_assets(settings):
     assert {p for p in used if p.endswith((".js", ".css"))} == {
         p for p in CDN_ASSETS.values() if p.endswith((".js", ".css"))
     }
+
+
+def test_report_paths_are_confined_to_the_reports_zone(tmp_path):
+    """Dot segments, hidden names, control characters and links out of the zone are refused
+    (the live test requests them logged in and gets 404)."""
+    from flightline_airflow.reports_app import _inside, _safe_parts
+
+    for bad in ("", "../x.html", "a/./b", ".hidden/x", "a\\b", "a\x00b.html", "a\nb"):
+        assert _safe_parts(bad) is None, bad
+    assert _safe_parts("data_docs/dt=2013-03-15/index.html") == ["data_docs", "dt=2013-03-15", "index.html"]
+    zone = tmp_path / "reports"
+    (zone / "ok").mkdir(parents=True)
+    (zone / "ok" / "page.html").write_text("x")
+    (zone / "out.html").symlink_to("/etc/passwd")
+    (zone / "in.html").symlink_to(zone / "ok" / "page.html")
+    assert _inside(str(zone), str(zone / "ok" / "page.html"))
+    assert _inside(str(zone), str(zone / "in.html"))
+    assert not _inside(str(zone), str(zone / "out.html"))
+    assert _inside("s3://bucket/reports", "s3://bucket/reports/x.html")

@@ -50,8 +50,8 @@ def merge_note(note: str, section: str, text: str, limit: int = NOTE_LIMIT) -> s
         raise ValueError(f"note section {section!r}: lower-case letters, digits and _")
     sections = parse_note(note)
     sections[section] = " ".join(text.split())
-    def render() -> str:
-        return "\n".join(f"{k}: {v}" if k else v for k, v in sections.items())
+    def render() -> str:  # a blank line between sections: the UI renders a note as Markdown
+        return "\n\n".join(f"{k}: {v}" if k else v for k, v in sections.items())
     over = len(render()) - limit
     if over > 0:
         keep = max(len(sections[section]) - over - 3, 0)

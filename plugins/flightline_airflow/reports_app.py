@@ -19,9 +19,28 @@ STATIC_PREFIX = "/flightline/static"
 
 def _safe_parts(path: str) -> list[str] | None:
     parts = [p for p in path.split("/") if p]
-    if not parts or any(p in (".", "..") or p.startswith(".") or "\\" in p for p in parts):
+    if not parts or any(p in (".", "..") or p.startswith(".") or "\\" in p
+                        or any(ord(c) < 32 for c in p) for p in parts):
         return None
     return parts
+
+
+def _inside(zone: str, uri: str) -> bool:
+    """True when ``uri`` stays inside ``zone`` once links are followed (a symlink placed in the
+    data root must not serve a file from outside it); S3 has no links."""
+    from pathlib import Path
+
+    from tasks.storage import is_s3
+
+    if is_s3(uri):
+        return True
+    return Path(uri).resolve().is_relative_to(Path(zone).resolve())
+
+
+#: What every page of the reports app is sent with: never cached for others, never sniffed into
+#: another type, never framed by another site.
+PAGE_HEADERS = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff",
+                "X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "same-origin"}
 
 
 async def require_read_access(request) -> None:
@@ -61,7 +80,10 @@ def create_app():
         if parts is None:
             raise HTTPException(status_code=404, detail="no such report")
         settings = Settings.from_env()
-        uri = join(settings.zone("reports"), *parts)
+        zone = settings.zone("reports")
+        uri = join(zone, *parts)
+        if not _inside(zone, uri):
+            raise HTTPException(status_code=404, detail=f"no report at {path}")
         try:
             body = Store(settings).read_bytes(uri)
         except (ObjectMissing, IsADirectoryError):
@@ -71,20 +93,22 @@ def create_app():
             from flightline_airflow.web_assets import rewrite_html
 
             body = rewrite_html(body.decode("utf-8"), STATIC_PREFIX).encode("utf-8")
-        return Response(content=body, media_type=media,
-                        headers={"Cache-Control": "private, no-cache",
-                                 "X-Content-Type-Options": "nosniff"})
+        return Response(content=body, media_type=media, headers=PAGE_HEADERS)
 
     @app.get("/costs/{dag_id}/{run_id}")
     def run_cost(dag_id: str, run_id: str) -> Response:
-        """One run's cost ledger (what each task's Cost button opens)."""
+        """One run's cost ledger (what each task's Cost button opens); 404 for a run the ledger
+        has no attempt of (an unknown run, or one whose first task has not ended yet)."""
+        from tasks.cost.ledger import run_summary
         from tasks.cost.report import run_page
         from tasks.settings import Settings
 
-        return Response(content=run_page(dag_id, run_id, Settings.from_env()),
-                        media_type="text/html",
-                        headers={"Cache-Control": "private, no-cache",
-                                 "X-Content-Type-Options": "nosniff"})
+        settings = Settings.from_env()
+        if not run_summary(dag_id, run_id, settings)["attempts"]:
+            raise HTTPException(status_code=404, detail="no task attempt of this run is recorded "
+                                                        "in the cost ledger (yet)")
+        return Response(content=run_page(dag_id, run_id, settings), media_type="text/html",
+                        headers=PAGE_HEADERS)
 
     @app.get("/static/{path:path}")
     def static(path: str) -> Response:
