@@ -8,9 +8,11 @@ Runs on a retrain request from the monitoring DAG (the `flightline_retrain_reque
 or lost accuracy for several days running), weekly (Sunday 04:00 UTC), or from the UI with the
 form below; the run note starts with which.
 
-1. **prepare_split**: the trailing window of published feature partitions ending at the newest
-   day, split by date (never at random): train, then validation, then the most recent days as
-   test. The exact partitions are recorded as lineage.
+1. **prepare_split**: the trailing window of published feature partitions ending at the
+   retrain request's day, the *Last day of the window* Param, or by default the newest
+   published day up to the run's logical date (so the form's defaults train on the backfilled
+   2013 demo days), split by date (never at random): train, then validation, then the most
+   recent days as test. The exact partitions are recorded as lineage.
 2. **choose_capacity**: spot prices (boto3, or the dated snapshot without AWS credentials),
    the cheapest capacity that fits a trainer, and why; then the run's cost estimate (price x
    each trainer's expected duration from the cost ledger) against the *cost budget* Param: a
@@ -59,13 +61,22 @@ SETTINGS = Settings.from_env()  # environment only: which steps run as Kubernete
 
 
 def _end_day(context):
-    """The newest day this run may train on: the retrain request's day, else the run's logical
-    day (the split then takes the newest published partitions up to it)."""
-    return event_day(context)
+    """The last day of this run's window: the retrain request's day, else the *day* Param, else
+    the newest published day up to the run's logical date (so a run triggered from the UI with
+    its defaults trains on whatever history was backfilled, 2013's demo days included)."""
+    from tasks.training.data import newest_published
+
+    if context.get("triggering_asset_events") or (context.get("params") or {}).get("day"):
+        return event_day(context)
+    day = event_day(context)
+    return newest_published(Settings.from_env(), day) or day
 
 
 #: The form a person sees in the UI (Trigger), with each field's meaning.
 PARAMS = {
+    "day": Param(None, type=["null", "string"], format="date", title="Last day of the window",
+                 description="YYYY-MM-DD. Empty: the retrain request's day, else the newest "
+                             "published feature day up to the run's logical date."),
     "window_days": Param(90, type="integer", minimum=7, maximum=730, title="Training window (days)",
                          description="7 to 730. Trailing days of published features to use."),
     "model_family": Param("both", type="string", enum=["xgboost", "torch-horovod", "both"],
@@ -90,6 +101,7 @@ PARAMS = {
                     description="0 to 0.1. ROC AUC the challenger must gain over the champion."),
 }
 
+
 @task
 def prepare_split(**context) -> dict:
     from airflow.sdk.exceptions import AirflowSkipException
@@ -107,6 +119,7 @@ def prepare_split(**context) -> dict:
                   "backfill flightline_daily first.")
         write_run_note(context, f"{run_trigger(context)} {reason}")
         raise AirflowSkipException(reason) from exc
+
 
 @task(retries=3)
 def choose_capacity(split: dict, **context) -> dict:
@@ -133,6 +146,7 @@ def choose_capacity(split: dict, **context) -> dict:
     print(f"capacity: {capacity.reason}")
     print(f"estimate ${estimate.usd:.4f} within the budget ${float(p['budget_usd']):.2f}: {estimate.parts}")
     return capacity.to_dict() | {"estimate": estimate.to_dict()}
+
 
 def _trainer_setup(family: str, capacity: dict, context) -> dict:
     """What a trainer's attempt runs with, in the worker and for its pod alike: skipped
@@ -162,6 +176,7 @@ def _trainer_setup(family: str, capacity: dict, context) -> dict:
                              "per_attempt": 20 if family == "xgboost" else 1}
     return {"options": options, "capacity": cap}
 
+
 def _train(family: str, split: dict, capacity: dict, context) -> dict | None:
     from tasks.flows.steps import run_step
 
@@ -169,19 +184,23 @@ def _train(family: str, split: dict, capacity: dict, context) -> dict | None:
     return run_step(f"training.train_{family.replace('-', '_')}", [split], Settings.from_env(),
                     setup["options"])
 
+
 def _prepare(family: str):
     return lambda context, inputs, capacity: _trainer_setup(family, capacity, context)
 
 # A spot interruption is retried at once (the checkpoint resumes it), more than once.
 spot_retries = {"retries": 3, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": False}
 
+
 @task(**spot_retries)
 def train_xgboost(split: dict, capacity: dict, **context) -> dict | None:
     return _train("xgboost", split, capacity, context)
 
+
 @task(**spot_retries)
 def train_torch_horovod(split: dict, capacity: dict, **context) -> dict | None:
     return _train("torch-horovod", split, capacity, context)
+
 
 @task(trigger_rule="none_failed_min_one_success")
 def decide_promotion(xgb: dict | None, torch: dict | None, **context) -> dict:
@@ -199,6 +218,7 @@ def decide_promotion(xgb: dict | None, torch: dict | None, **context) -> dict:
     write_run_note(context, f"{run_trigger(context)} {training_note(decision)}")
     return decision
 
+
 @task
 def package_champion(decision: dict, **context) -> dict:
     from airflow.sdk.exceptions import AirflowSkipException
@@ -211,6 +231,7 @@ def package_champion(decision: dict, **context) -> dict:
         raise AirflowSkipException("the champion is already the released model")
     print(f"packaged {packaged.version} as {packaged.bento}; archive {packaged.archive}")
     return packaged.to_dict()
+
 
 @task
 def check_and_release(packaged: dict, **context) -> dict:

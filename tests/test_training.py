@@ -349,3 +349,19 @@ def test_a_spot_notice_stops_every_horovod_rank_after_a_checkpointed_epoch(histo
     _, info = torch_train.train(tr, va, workdir=tmp_path / "w3", checkpoint_uri=str(ckpt),
                                 settings=history, workers=2, epochs=4, notice=Notice())
     assert info["resumed_from"] == 2 and [h["epoch"] for h in info["history"]] == list(range(4))
+
+
+def test_the_window_ends_at_the_newest_published_day_by_default(settings):
+    """A training run triggered from the UI with its defaults (logical date today) trains on the
+    newest published days, e.g. the 2013 demo history; staged and uncommitted days do not count."""
+    from tasks.training.data import newest_published
+
+    zone = Path(settings.zone("features"))
+    for name, committed in [("dt=2013-03-02", True), ("dt=2013-03-05", True),
+                            ("dt=2013-03-09", False), (".dt=2013-03-07.stage-x", True)]:
+        (zone / name).mkdir(parents=True)
+        if committed:
+            (zone / name / "_SUCCESS").write_text("")
+    assert newest_published(settings, date(2026, 12, 6)) == date(2013, 3, 5)
+    assert newest_published(settings, date(2013, 3, 4)) == date(2013, 3, 2)
+    assert newest_published(settings, date(2013, 3, 1)) is None

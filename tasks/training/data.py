@@ -45,6 +45,23 @@ def available_days(settings: Settings, end: date, window_days: int) -> list[date
     return sorted(days)
 
 
+def newest_published(settings: Settings, up_to: date) -> date | None:
+    """The newest committed feature day on or before ``up_to`` (None: none at all)."""
+    store = Store(settings)
+    days = []
+    for name in store.list(settings.zone("features")):
+        try:
+            day = date.fromisoformat(name.removeprefix("dt="))
+        except ValueError:
+            continue  # hidden staging folders, anything else
+        if name.startswith("dt=") and day <= up_to:
+            days.append(day)
+    for day in sorted(days, reverse=True):
+        if store.is_committed(settings.partition("features", day)):
+            return day
+    return None
+
+
 def split_days(days: list[date], valid_frac: float = 0.15, test_frac: float = 0.15) -> tuple:
     """Chronological split of days into train / validation / test (each at least one day)."""
     if len(days) < 3:
