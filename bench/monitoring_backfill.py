@@ -6,10 +6,11 @@ scheduler, dag-processor, triggerer; SQLite) runs on a temporary home; the scrip
 1. publishes the features of the stretch and the 90 days before it (copied from an existing
    data root with ``--features-root``, else landed and built with ``flightline features-range``);
 2. trains a first champion on the 90 days before the stretch and releases it;
-3. creates ``airflow backfill`` of ``flightline_monitoring`` over the stretch through the REST
-   API (one run at a time: the policy counts consecutive days), with the nightly daily DAG
-   paused; each retrain request (an Asset event) starts ``flightline_training`` under the
-   scheduler, which trains, decides the promotion, packages, checks and releases;
+3. posts one ``flightline_features`` Asset event per day of the stretch through the REST API,
+   partitioned by the day, as ``publish_features`` does (the monitoring DAG runs once per
+   partition, one run at a time), with the nightly daily DAG paused; each retrain request (an
+   Asset event) starts ``flightline_training`` under the scheduler, which trains, decides the
+   promotion, packages, checks and releases;
 4. waits for every run, draws the trend picture and prints what the policy did, with the time
    each monitoring run took under the scheduler.
 
@@ -98,9 +99,9 @@ def main() -> None:
             af.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
         before = {r["dag_run_id"] for r in af.runs("flightline_training")}
         t = time.monotonic()
-        af.backfill("flightline_monitoring", args.first.isoformat(),
-                    args.last.isoformat(), max_active_runs=1, attempts=40)  # both ends included
         days = (args.last - args.first).days + 1
+        for i in range(days):  # what publish_features emits for each day, in day order
+            af.post_features_event((args.first + timedelta(days=i)).isoformat())
         deadline = time.monotonic() + args.timeout_h * 3600
         while time.monotonic() < deadline:
             mon = af.runs("flightline_monitoring")

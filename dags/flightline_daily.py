@@ -116,7 +116,11 @@ def flightline_daily():
 
         published = run_declared("daily.publish_features", [staged])
         day, uri = published["day"], published["features_uri"]
-        context["outlet_events"][FEATURES_ASSET].extra = {"day": day, "uri": uri}
+        event = context["outlet_events"][FEATURES_ASSET]
+        event.extra = {"day": day, "uri": uri}
+        # The day is the event's partition: the monitoring DAG runs once per published day,
+        # however close together a backfill publishes them.
+        event.add_partitions(day)
         dropped = ", ".join(f"{v} {k}" for k, v in staged["dropped"].items() if v)
         write_run_note(context, f"Processed {day}: {published['rows']} feature rows published to "
                                 f"{uri}" + (f" ({dropped} flights left out)" if dropped else ""))

@@ -2,9 +2,12 @@
 ### flightline_monitoring: the released model's day, Evidently reports, the retrain decision
 
 One task per step of the monitoring flow (`tasks/flows/monitoring.py`), each handed the result
-of the step before. Runs when the daily DAG publishes a feature partition (the
-`flightline_features` Asset) and daily at 03:00 UTC (so `airflow backfill create` and the UI's
-backfill cover past days); a day monitored twice replaces its own figures.
+of the step before. Runs once for each day the daily DAG publishes: the `flightline_features` Asset's events
+are partitioned by day, and each partition (day) gets its own run, named by its partition key,
+however close together a backfill publishes them. Runs go one at a time; the policy judges the
+days in day order whatever order they arrive in. A day published again (a rerun) is monitored
+again and replaces its own figures; its request, if it made one, is not made twice. To
+monitor a past day by hand, trigger the DAG with its `day` Param.
 
 1. **score_day**: the released model (else the champion) scores the day's published features
    into `predictions/scored/dt=.../`; skipped when the day has no published features (its data
@@ -26,7 +29,7 @@ backfill cover past days); a day monitored twice replaces its own figures.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Param, PartitionedAssetTimetable, dag, task
 from flightline_airflow import (
     DAG_TAGS_BASE,
     DEFAULT_ARGS,
@@ -45,9 +48,7 @@ SETTINGS = Settings.from_env()  # environment only: which steps run as Kubernete
 
 @dag(
     dag_id="flightline_monitoring",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=FEATURES_ASSET
-    ),
+    schedule=PartitionedAssetTimetable(assets=FEATURES_ASSET),
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # days in order: the policy counts consecutive days
@@ -56,7 +57,7 @@ SETTINGS = Settings.from_env()  # environment only: which steps run as Kubernete
     doc_md=__doc__,
     params={
         "day": Param(None, type=["null", "string"], format="date", title="Day to monitor",
-                     description="YYYY-MM-DD. Empty: the features event's day, else the logical date."),
+                     description="YYYY-MM-DD. Empty: the run's partition (the published day), else the logical date."),
     },
 )
 def flightline_monitoring():
@@ -70,6 +71,9 @@ def flightline_monitoring():
         try:
             scored = monitoring.score_day(day, Settings.from_env())
         except LookupError as exc:  # no published features (a failed gate), or no model yet
+            from flightline_airflow.run_notes import write_run_note
+
+            write_run_note(context, f"{day}: not monitored: {exc}")  # the run says why it skipped
             raise AirflowSkipException(f"{day}: not monitored: {exc}") from exc
         print(f"{day}: {scored.rows} rows scored by {scored.version} ({scored.model_source}); "
               f"{scored.served_rows} served rows logged")

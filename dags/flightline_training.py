@@ -5,7 +5,8 @@ One task per step of the training flow (`tasks/flows/training.py`), each handed 
 the step before.
 
 Runs on a retrain request from the monitoring DAG (the `flightline_retrain_request` Asset: drift
-or lost accuracy for several days running), weekly (Sunday 04:00 UTC), or from the UI with the
+or lost accuracy for several days running), weekly (Sunday 04:00 UTC, `FLIGHTLINE_TRAINING_SCHEDULE`;
+`off`: retrain requests only), or from the UI with the
 form below; the run note starts with which.
 
 1. **prepare_split**: the trailing window of published feature partitions ending at the
@@ -51,8 +52,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Param, dag, task
 from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, RETRAIN_ASSET, event_day
+from flightline_airflow.deployment import Deployment
 from flightline_airflow.step_tasks import step_task
 
 from tasks.settings import Settings
@@ -258,9 +260,7 @@ def check_and_release(packaged: dict, **context) -> dict:
 
 @dag(
     dag_id="flightline_training",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 4 * * 0", timezone="UTC"), assets=RETRAIN_ASSET
-    ),
+    schedule=Deployment.from_env().training_timetable(RETRAIN_ASSET),
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -143,6 +143,49 @@ def test_a_shifted_world_requests_exactly_one_retrain_then_cools_down(monitored)
         draw_trend(date(2013, 1, 1), date(2013, 1, 31), s)
 
 
+def test_days_monitored_out_of_order_are_judged_in_day_order(monitored):
+    """A backfill publishes its days as its runs end, not in day order: the policy's requests
+    are those of day order, and the late day's run makes the request its arrival completed;
+    monitoring the late day again requests nothing more."""
+    from tasks.flows.monitoring import request_retrain
+    from tasks.monitoring.metrics import metrics_uri, read_metrics
+    from tasks.monitoring.policy import decide_retrain
+    from tasks.monitoring.reports import drift_report
+    from tasks.monitoring.scoring import read_scored, score_day
+    from tasks.training import registry
+
+    s = _policy(monitored[0], retrain_consecutive_days=2, retrain_cooldown_days=3,
+                retrain_drift_share=0.3)
+    table = Path(metrics_uri(s))
+    saved = table.read_bytes() if table.exists() else None
+
+    def monitor(day):
+        scored = score_day(day, s)
+        shifted = _shifted(read_scored(day, s))
+        shifted["prediction"] = registry.load_model(scored.version, s).predict_proba(shifted)
+        return decide_retrain(drift_report(scored, s, current=shifted), None, s)
+
+    try:
+        table.unlink(missing_ok=True)
+        first = monitor(LATER[3])  # the day before it is not recorded yet: 1 of 2
+        assert not first.retrain and "1 of 2" in first.reason, first
+        late = monitor(LATER[2])  # completes the streak of the day after it
+        assert late.retrain and late.request_day == LATER[3].isoformat(), late
+        assert request_retrain(late, s)["day"] == LATER[3].isoformat()
+        after = monitor(LATER[4])
+        assert not after.retrain and "cool-down" in after.reason, after
+        again = monitor(LATER[2])
+        assert not again.retrain and again.request_day is None, again
+        rows = read_metrics(s)
+        assert rows["day"].tolist() == LATER[2:5]
+        assert rows[rows["retrain"] == True]["day"].tolist() == [LATER[3]]  # noqa: E712
+    finally:
+        if saved is not None:
+            table.write_bytes(saved)
+        else:
+            table.unlink(missing_ok=True)
+
+
 def test_a_day_whose_data_failed_its_gate_is_not_scored(monitored):
     from tasks.monitoring.scoring import score_day
 

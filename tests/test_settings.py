@@ -98,9 +98,18 @@ def test_deployment_settings_live_with_the_dags():
     d = Deployment.from_env({"FLIGHTLINE_SCHEDULE": "30 3 * * *", "FLIGHTLINE_K8S_STEPS": "all"})
     assert d.schedule == "30 3 * * *" and "build_features" in d.pod_steps()
     for var, value, needle in [("FLIGHTLINE_SCHEDULE", "nightly", "5-field cron"),
+                               ("FLIGHTLINE_SCHEDULE", "off", "5-field cron"),
+                               ("FLIGHTLINE_TRAINING_SCHEDULE", "weekly", "5-field cron or off"),
                                ("FLIGHTLINE_NOTIFY", "pigeon", "expected log, email")]:
         with pytest.raises(SettingsError, match=f"{var}={value!r}: .*{needle}"):
             Deployment.from_env({var: value})
+    from flightline_airflow import RETRAIN_ASSET
+
+    # training: retrain requests and the weekly run, or retrain requests only
+    weekly = Deployment.from_env({}).training_timetable(RETRAIN_ASSET)
+    assert type(weekly).__name__ == "AssetOrTimeSchedule"
+    assert Deployment.from_env({"FLIGHTLINE_TRAINING_SCHEDULE": "off"}).training_timetable(
+        RETRAIN_ASSET) is RETRAIN_ASSET
     with pytest.raises(SettingsError, match="decide_promotion cannot run as a pod"):
         Deployment.from_env({"FLIGHTLINE_K8S_STEPS": "build_features,decide_promotion"}).pod_steps()
     with pytest.raises(SettingsError, match="K8S_DATA_PVC is empty"):

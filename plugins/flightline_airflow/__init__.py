@@ -39,7 +39,14 @@ RETRAIN_ASSET = _retrain_asset()
 
 
 def event_day(context) -> date:
-    """The newest day named by the run's triggering features events, else :func:`logical_day`."""
+    """The day a run processes: the ``day`` Param when given, else the run's partition key (a
+    partitioned run: one day), else the newest day named by its triggering asset events, else
+    :func:`logical_day`."""
+    if (context.get("params") or {}).get("day"):
+        return logical_day(context)
+    key = getattr(context.get("dag_run"), "partition_key", None)
+    if key:
+        return date.fromisoformat(str(key)[:10])
     days = []
     for events in (context.get("triggering_asset_events") or {}).values():
         for ev in events:

@@ -18,6 +18,9 @@ from tasks.settings import Concern, Settings, SettingsError, build
 class Deployment(Concern):
     #: Cron expression of the nightly data DAG (02:00 UTC: the day before has fully landed).
     schedule: str = "0 2 * * *"
+    #: Cron expression of the training DAG's regular run (Sundays 04:00 UTC), besides the runs
+    #: retrain requests start; ``off``: only retrain requests (and people) start training.
+    training_schedule: str = "0 4 * * 0"
     #: The heavy steps that run as pods in the task image instead of in the Airflow worker:
     #: task ids of steps declared with a ``pod`` (:func:`tasks.flows.steps.pod_steps`),
     #: comma-separated, or ``all``; empty runs every step locally (the default).
@@ -26,12 +29,25 @@ class Deployment(Concern):
     #: ``email:a@x.org,b@y.org`` or ``slack:<connection id>``.
     notify: str = "log"
 
-    @field_validator("schedule")
+    @field_validator("schedule", "training_schedule")
     @classmethod
-    def _cron(cls, schedule: str) -> str:
+    def _cron(cls, schedule: str, info) -> str:
+        if info.field_name == "training_schedule" and schedule == "off":
+            return schedule
         if len(schedule.split()) != 5 and not schedule.startswith("@"):
-            raise ValueError("expected a 5-field cron")
+            raise ValueError("expected a 5-field cron" + (" or off" if info.field_name ==
+                                                          "training_schedule" else ""))
         return schedule
+
+    def training_timetable(self, retrain_asset):
+        """The training DAG's schedule: retrain requests, and the regular run unless ``off``."""
+        from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+        if self.training_schedule == "off":
+            return retrain_asset
+        return AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(self.training_schedule, timezone="UTC"),
+            assets=retrain_asset)
 
     @field_validator("notify")
     @classmethod

@@ -26,7 +26,8 @@ def request_retrain(decision: RetrainDecision, settings: Settings) -> dict | Non
     """What the retrain request carries (the Asset event's extra), or None when there is none."""
     if not decision.retrain:
         return None
-    return {"day": decision.day, "model_version": decision.version, "reason": decision.reason}
+    return {"day": decision.request_day or decision.day, "model_version": decision.version,
+            "reason": decision.reason}
 
 
 FLOW = Flow("monitoring", dag="flightline_monitoring", steps=[

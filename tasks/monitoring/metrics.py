@@ -1,8 +1,8 @@
 """The monitoring metrics table: one row per day and model version, accumulated.
 
 ``reports/monitoring/metrics.parquet`` is rewritten whole (atomically) on each update; a day
-monitored again replaces its row. The monitoring DAG runs one day at a time, so updates do not
-race.
+monitored again replaces its row. The monitoring DAG runs one day at a time
+(``max_active_runs=1``), so updates do not race.
 """
 
 from __future__ import annotations
@@ -36,23 +36,37 @@ def read_metrics(settings: Settings):
     return df.sort_values(["day", "recorded_at"]).reset_index(drop=True)
 
 
-def upsert(row: dict, settings: Settings):
-    """Add or replace the row of (day, model_version); returns the new table."""
+def with_row(df, row: dict, *, keep_time: bool = False):
+    """``df`` with the row of (day, model_version) added or replaced (in memory); the row's
+    ``recorded_at`` is now, or the replaced row's with ``keep_time``."""
     from datetime import UTC, datetime
 
     import pandas as pd
 
-    row = {c: row.get(c) for c in COLUMNS} | {"recorded_at": datetime.now(UTC).isoformat()}
-    df = read_metrics(settings)
-    keep = ~((df["day"] == row["day"]) & (df["model_version"] == row["model_version"]))
-    new = pd.DataFrame([row])
-    out = (pd.concat([df[keep], new], ignore_index=True) if keep.any() else new).sort_values("day")
+    same = (df["day"] == row["day"]) & (df["model_version"] == row["model_version"])
+    stamp = (df[same]["recorded_at"].iloc[-1] if keep_time and same.any()
+             else datetime.now(UTC).isoformat())
+    new = pd.DataFrame([{c: row.get(c) for c in COLUMNS} | {"recorded_at": stamp}])
+    out = pd.concat([df[~same], new], ignore_index=True) if (~same).any() else new
+    return out.sort_values(["day", "recorded_at"]).reset_index(drop=True)
+
+
+def write(df, settings: Settings) -> None:
+    """Publish the table (one atomic write of the whole file)."""
+    import pandas as pd
+
+    out = df.copy()
     out["day"] = pd.to_datetime(out["day"])
     buf = io.BytesIO()
     out.to_parquet(buf, index=False)
     Store(settings).write_bytes(metrics_uri(settings), buf.getvalue())
-    out["day"] = out["day"].dt.date
-    return out.reset_index(drop=True)
+
+
+def upsert(row: dict, settings: Settings):
+    """Add or replace the row of (day, model_version); returns the new table."""
+    out = with_row(read_metrics(settings), row)
+    write(out, settings)
+    return out
 
 
 def day_row(df, day: date):

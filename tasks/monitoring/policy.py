@@ -16,7 +16,8 @@ A retrain is requested when either rule holds:
 
 unless an earlier request lies within ``retrain_cooldown_days``. A day whose data failed
 its gate is never scored, so it never requests one. A day monitored again keeps its request
-(it is not made twice).
+(it is not made twice). The rules are judged in day order whatever order the days are
+monitored in: a day recorded late is judged, and so is every later day recorded before it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class RetrainDecision(Result):
     retrain: bool
     reason: str
     repeat: bool = False  # this day already requested it on an earlier run: not sent again
+    #: the later day whose request this day's arrival made (it completed that day's streak or
+    #: window); None when the request, if any, is this day's own
+    request_day: str | None = None
 
 
 def window_auc(day: date, version: str, settings: Settings) -> float | None:
@@ -78,32 +82,80 @@ def breach_reasons(drift_share: float, window_drop: float | None,
 
 def decide_retrain(drift: DriftResult, quality: QualityResult | None,
                    settings: Settings) -> RetrainDecision:
-    """Record the day's row in the metrics table and decide (see the module doc)."""
+    """Record the day's row in the metrics table and decide (see the module doc).
+
+    Days may be monitored out of order (a backfill publishes them as its runs finish): the
+    policy is judged over the table in day order, from this day to the newest day recorded, so
+    a day that arrives late completes the streak or the AUC window of the days after it, and a
+    request those days now make is made by this run (``request_day`` names the day)."""
     day = date.fromisoformat(drift.day)
-    auc_drop = quality.auc_drop if quality else None
     registry_auc = quality.registry_metrics.get("roc_auc") if quality else None
-    pooled = window_auc(day, drift.version, settings) if registry_auc is not None else None
-    window_drop = round(registry_auc - pooled, 6) if pooled is not None else None
-    drift_why, quality_why = breach_reasons(drift.drift_share, window_drop, settings)
     table = metrics.read_metrics(settings)
     before = metrics.day_row(table, day)
+    q = quality.metrics if quality else {}
+    row = {
+        "day": day, "model_version": drift.version, "rows": drift.rows,
+        "drift_share": drift.drift_share, "drifted_features": len(drift.drifted),
+        "drifted": ",".join(drift.drifted),
+        "prediction_drift_score": drift.prediction_drift.get("score"),
+        "prediction_drifted": drift.prediction_drift.get("drifted"),
+        "roc_auc": q.get("roc_auc"), "registry_auc": registry_auc,
+        "auc_drop": quality.auc_drop if quality else None, "ece": q.get("ece"),
+        "drift_breach": drift.drift_share >= settings.retrain_drift_share,
+        "served_rows": drift.served.get("rows", 0),
+        "served_drift_share": drift.served.get("drift_share"),
+        "served_skewed": drift.served.get("skewed"),
+        "retrain": bool(before is not None and before["retrain"]),
+        "retrain_reason": before["retrain_reason"] if before is not None else None,
+    }
+    table = metrics.with_row(table, row)
+    judged = {}
+    reach = timedelta(days=settings.retrain_auc_window_days)  # windows that hold this day
+    for d in sorted({d for d in table["day"] if d >= day}):
+        table, judged[d] = _judge(table, d, settings, window=d - day < reach)
+    metrics.write(table, settings)
+    mine = judged[day]
+    later = [(d, j) for d, j in judged.items() if d > day and j.retrain]
+    if mine.retrain or not later:
+        return mine
+    d, j = later[0]  # the first later day this one's arrival made request (the cool-down
+    #                  stops the ones after it from requesting as well)
+    return RetrainDecision(day=mine.day, version=mine.version, breach=mine.breach,
+                           streak=mine.streak, retrain=True, request_day=d.isoformat(),
+                           reason=f"{d} judged again now that {day} is recorded: {j.reason}")
+
+
+def _judge(table, day: date, settings: Settings, *, window: bool = True):
+    """The policy's verdict on one recorded day, given the rows before it; the table with the
+    day's row updated (its window AUC, breach and retrain flags). ``window=False`` keeps the
+    row's recorded window AUC (the changed day is not in its window)."""
+    row = metrics.day_row(table, day)
+    version = row["model_version"]
+    registry_auc = row["registry_auc"]
+    if window:
+        has_auc = registry_auc is not None and not _isna(registry_auc)
+        pooled = window_auc(day, version, settings) if has_auc else None
+    else:
+        pooled = None if _isna(row["window_auc"]) else float(row["window_auc"])
+    window_drop = round(float(registry_auc) - pooled, 6) if pooled is not None else None
+    drift_why, quality_why = breach_reasons(float(row["drift_share"]), window_drop, settings)
     k, cool = settings.retrain_consecutive_days, settings.retrain_cooldown_days
     streak = 0
     if drift_why:
         streak = 1
         d = day - timedelta(days=1)
         while streak < k:
-            row = metrics.day_row(table, d)
-            if row is None or not _drift_breached(row, settings):
+            prev = metrics.day_row(table, d)
+            if prev is None or not _drift_breached(prev, settings):
                 break
             streak += 1
             d -= timedelta(days=1)
     earlier = [r for r in table[(table["retrain"] == True) & (table["day"] < day)]["day"]]  # noqa: E712
     last = max(earlier) if earlier else None
-    repeat = before is not None and bool(before["retrain"])
+    repeat = bool(row["retrain"])  # requested on an earlier run: a request is never taken back
     why = " and ".join(w for w in (drift_why if streak >= k else None, quality_why) if w)
     if not drift_why and not quality_why:
-        retrain, reason = False, (f"no breach (drift share {drift.drift_share:.2f}"
+        retrain, reason = False, (f"no breach (drift share {float(row['drift_share']):.2f}"
                                   + (f", {settings.retrain_auc_window_days}-day ROC AUC {pooled:.3f}"
                                      if pooled is not None else "")
                                   + ")")
@@ -115,26 +167,21 @@ def decide_retrain(drift: DriftResult, quality: QualityResult | None,
     else:
         retrain, reason = True, (f"{k} consecutive breaching days up to {day}: {why}"
                                  if streak >= k else f"up to {day}: {why}")
-    q = quality.metrics if quality else {}
-    metrics.upsert({
-        "day": day, "model_version": drift.version, "rows": drift.rows,
-        "drift_share": drift.drift_share, "drifted_features": len(drift.drifted),
-        "drifted": ",".join(drift.drifted),
-        "prediction_drift_score": drift.prediction_drift.get("score"),
-        "prediction_drifted": drift.prediction_drift.get("drifted"),
-        "roc_auc": q.get("roc_auc"), "registry_auc": (quality.registry_metrics.get("roc_auc")
-                                                      if quality else None),
-        "auc_drop": auc_drop, "window_auc": pooled, "window_auc_drop": window_drop,
-        "ece": q.get("ece"), "drift_breach": bool(drift_why),
-        "served_rows": drift.served.get("rows", 0),
-        "served_drift_share": drift.served.get("drift_share"),
-        "served_skewed": drift.served.get("skewed"),
-        "breach": bool(drift_why or quality_why),
-        "retrain": retrain or repeat, "retrain_reason": reason if retrain else None,
-    }, settings)
-    return RetrainDecision(day=drift.day, version=drift.version,
-                           breach=bool(drift_why or quality_why), streak=streak,
-                           retrain=retrain and not repeat, reason=reason, repeat=repeat)
+    if repeat:
+        reason = row["retrain_reason"] or reason
+    table = metrics.with_row(table, dict(row) | {
+        "window_auc": pooled, "window_auc_drop": window_drop, "drift_breach": bool(drift_why),
+        "breach": bool(drift_why or quality_why), "retrain": retrain or repeat,
+        "retrain_reason": reason if (retrain or repeat) else None}, keep_time=not retrain)
+    return table, RetrainDecision(day=day.isoformat(), version=version,
+                                  breach=bool(drift_why or quality_why), streak=streak,
+                                  retrain=retrain and not repeat, reason=reason, repeat=repeat)
+
+
+def _isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
 
 
 def _drift_breached(row, settings: Settings) -> bool:
