@@ -7,14 +7,15 @@ export PATH := $(VENV)/bin:$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export NO_ALBUMENTATIONS_UPDATE := 1
 DATE ?= 2013-03-15
+DB ?= sqlite
 
 .PHONY: install airflow-init demo test test-fast lint bench airflow serve clean
 
 install:  ## create .venv and install every pinned dependency (horovod built from source)
 	bash infra/install.sh
 
-airflow-init: install  ## render .airflow/airflow.cfg and migrate the SQLite metadata DB
-	bash infra/airflow-init.sh
+airflow-init: install  ## render .airflow/airflow.cfg and migrate the metadata DB (DB=sqlite, the default, or DB=postgres)
+	bash infra/airflow-init.sh $(DB)
 
 demo: airflow-init  ## install everything, then run the main job for DATE on embedded defaults
 	bash infra/demo.sh $(DATE)
@@ -33,8 +34,8 @@ lint:
 bench: airflow-init  ## run every benchmark under bench/
 	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
 
-airflow: airflow-init  ## api-server, execution API, scheduler, dag-processor, triggerer; UI on http://localhost:8080 (one Ctrl-C stops all)
-	$(VENV)/bin/python infra/airflow_stack.py
+airflow: airflow-init  ## api-server, execution API, scheduler, dag-processor, triggerer (and PostgreSQL with DB=postgres); UI on http://localhost:8080 (one Ctrl-C stops all)
+	$(VENV)/bin/python infra/airflow_stack.py --db $(DB)
 
 serve: install  ## serve the released model on http://127.0.0.1:3000 (after `make demo`)
 	$(VENV)/bin/flightline serve

@@ -23,7 +23,10 @@ Ctrl-C. This supervisor:
 - prints where the login is (the simple auth manager's password file, kept 0600; never the
   password itself) once the API answers;
 - runs the scheduler and the triggerer without their log servers (``airflow serve-logs`` binds
-  every interface and takes no host setting): the API server reads task logs from their files.
+  every interface and takes no host setting): the API server reads task logs from their files;
+- with ``--db postgres`` (``make airflow DB=postgres``) runs the local PostgreSQL server of
+  ``infra/local_postgres.py`` first, starts the rest once it accepts connections, and stops it
+  last (fast shutdown), after every component that used it.
 
 The standard library, psutil (an Airflow dependency), tasks.settings and tasks.localhost.
 """
@@ -45,6 +48,7 @@ from tasks.localhost import free_port, process_tree
 COMPONENTS = ("api-server", "execution-api", "scheduler", "dag-processor", "triggerer")
 SPARK_CONNECT = "spark-connect"
 EXECUTION_API = "execution-api"
+POSTGRES = "postgres"
 
 
 def spark_connect_command(bin_dir: Path, port: int) -> list[str]:
@@ -113,8 +117,11 @@ class Stack:
         self.old_groups: list[int] = []
         self.logs = home / "logs" / "stack"
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.postgres = None  # the local_postgres.Cluster with --db postgres
 
     def command(self, name: str) -> list[str]:
+        if name == POSTGRES:
+            return self.postgres.server_command()
         if name == SPARK_CONNECT:
             return spark_connect_command(Path(self.airflow).parent, self.spark_connect_port)
         if name == "api-server":  # the UI, the REST API and the plugin's apps
@@ -136,14 +143,21 @@ class Stack:
         log.close()
 
     def stop(self) -> int:
-        """Stop every component and every process they started; returns how many were killed."""
+        """Stop every component and every process they started; returns how many were killed.
+        The metadata DB's server goes last, once nothing uses it."""
+        killed = self._stop({n: p for n, p in self.procs.items() if n != POSTGRES})
+        if POSTGRES in self.procs:
+            self.postgres.stop(self.procs[POSTGRES], timeout=self.grace)
+        return killed
+
+    def _stop(self, procs: dict[str, subprocess.Popen]) -> int:
         self.stopping = True
         for helper in self.helpers:  # disposable: stop it first
             if helper.poll() is None:
                 helper.kill()
-        tracked = process_tree([p.pid for p in self.procs.values()] + [h.pid for h in self.helpers])
+        tracked = process_tree([p.pid for p in procs.values()] + [h.pid for h in self.helpers])
         tracked |= _group_members(self.old_groups)
-        groups = [p.pid for p in self.procs.values() if p.poll() is None] + self.old_groups
+        groups = [p.pid for p in procs.values() if p.poll() is None] + self.old_groups
         for pgid in groups:
             try:
                 os.killpg(pgid, signal.SIGTERM)
@@ -151,10 +165,10 @@ class Stack:
                 pass
         deadline = time.monotonic() + self.grace
         while time.monotonic() < deadline:
-            for proc in self.procs.values():
+            for proc in procs.values():
                 proc.poll()
             # Children started after the first snapshot (a task launched at the last moment).
-            tracked |= process_tree([p.pid for p in self.procs.values() if p.poll() is None])
+            tracked |= process_tree([p.pid for p in procs.values() if p.poll() is None])
             if not _alive(tracked):
                 return 0
             time.sleep(0.2)
@@ -168,7 +182,7 @@ class Stack:
                 print(f"stack: killed {pid} ({name}) after {self.grace:.0f} s", flush=True)
             except (ProcessLookupError, psutil.NoSuchProcess):
                 pass
-        for proc in self.procs.values():
+        for proc in procs.values():
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -267,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--execution-api-port", type=int, default=0,
                     help="the task execution API's port on loopback (default: a free one)")
     ap.add_argument("--quiet", action="store_true", help="do not print the login")
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
+                    help="postgres: run the local PostgreSQL server first (after "
+                         "`infra/airflow-init.sh postgres`)")
     args = ap.parse_args(argv)
     home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
     airflow = str(Path(sys.executable).with_name("airflow"))
@@ -298,8 +315,21 @@ def main(argv: list[str] | None = None) -> int:
     _service_connection(home)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if args.db == "postgres":
+        from local_postgres import Cluster
+
+        stack.postgres = Cluster(home)
+        if not stack.postgres.exists():
+            print("stack: no local PostgreSQL cluster: run `make airflow-init DB=postgres`",
+                  flush=True)
+            return 2
+        stack.components = (POSTGRES, *stack.components)
+        stack.restarts[POSTGRES] = 0
+        stack.start(POSTGRES)
+        stack.postgres.wait_ready(proc=stack.procs[POSTGRES])
     for name in stack.components:
-        stack.start(name)
+        if name not in stack.procs:
+            stack.start(name)
     print(f"stack: started {', '.join(stack.components)} (logs in {stack.logs})", flush=True)
     import threading
 

@@ -14,6 +14,17 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
   echo "install: Flightline needs Python 3.11 (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
 command -v java >/dev/null || { echo "install: Spark needs Java 17 on PATH (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
 command -v cmake >/dev/null || { echo "install: building horovod needs cmake and g++ (apt-get install cmake g++)" >&2; exit 1; }
+# The local stack's PostgreSQL metadata DB (`make airflow DB=postgres`; `make test` runs the live
+# test on it too): the distribution's server package. Debian keeps its binaries in
+# /usr/lib/postgresql/<version>/bin; infra/local_postgres.py finds them there.
+if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null && ! command -v postgres >/dev/null; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "install: PostgreSQL server (apt-get install postgresql)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "install: no PostgreSQL server found: DB=postgres and its live test need one (apt-get install postgresql)" >&2
+  fi
+fi
 
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)

@@ -44,8 +44,10 @@ class ApiError(RuntimeError):
 
 class LiveAirflow:
     def __init__(self, workdir: Path, env: dict[str, str] | None = None, *,
-                 schedules: bool = False, grace: float = 10.0, spark_connect: bool = True):
+                 schedules: bool = False, grace: float = 10.0, spark_connect: bool = True,
+                 db: str = "sqlite"):
         self.workdir = Path(workdir)
+        self.db = db  # sqlite, or postgres: a local PostgreSQL server of its own (removed on stop)
         self.home = self.workdir / "airflow-home"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -82,8 +84,8 @@ class LiveAirflow:
     def init(self) -> None:
         """A fresh Airflow home: config, secrets, login file, migrated metadata DB."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        init = subprocess.run(["bash", str(ROOT / "infra" / "airflow-init.sh")], env=self.env,
-                              capture_output=True, text=True)
+        init = subprocess.run(["bash", str(ROOT / "infra" / "airflow-init.sh"), self.db],
+                              env=self.env, capture_output=True, text=True)
         if init.returncode:
             raise RuntimeError(f"airflow-init failed:\n{init.stdout}\n{init.stderr}")
 
@@ -92,7 +94,7 @@ class LiveAirflow:
         self.stack_log = open(self.workdir / "stack.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "infra" / "airflow_stack.py"), "--quiet",
-             "--grace", str(self.grace), f"--spark-connect-port={free_port()}",
+             "--grace", str(self.grace), f"--spark-connect-port={free_port()}", "--db", self.db,
              "--spark-connect" if self.spark_connect else "--no-spark-connect"],
             env=self.env, stdout=self.stack_log, stderr=subprocess.STDOUT,
             start_new_session=True)
@@ -134,6 +136,10 @@ class LiveAirflow:
         self.stack_log.close()
         self.api.__exit__()
         self.proc = None
+        if self.db == "postgres":  # this home's throwaway cluster
+            from local_postgres import Cluster
+
+            Cluster(self.home).destroy()
 
     def stack_output(self) -> str:
         return (self.workdir / "stack.log").read_text()
@@ -215,6 +221,28 @@ class LiveAirflow:
                 return run
             time.sleep(2)
         raise TimeoutError(f"{dag_id} {run_id} not finished in {timeout} s")
+
+    def post_features_event(self, day: str) -> dict:
+        """The features Asset's event for ``day`` (partitioned by it), as ``publish_features``
+        emits it: the monitoring DAG runs for that day."""
+        assets = self.request("GET", "/api/v2/assets", params={"uri_pattern": "flightline://features"})
+        asset_id = next(a["id"] for a in assets["assets"] if a["uri"].startswith("flightline://features"))
+        return self.request("POST", "/api/v2/assets/events",
+                            {"asset_id": asset_id, "partition_key": day, "extra": {"day": day}})
+
+    def wait_monitoring(self, days: list[str], timeout: float = 900) -> list[dict]:
+        """Wait until the monitoring DAG has exactly one finished run per day in ``days`` (its
+        partition key) and no other; its runs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.runs("flightline_monitoring")
+            keys = sorted(r.get("partition_key") or "" for r in runs)
+            if keys == sorted(days) and all(r["state"] in ("success", "failed") for r in runs):
+                return runs
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"monitoring runs for {days}: "
+                                   f"{[(r['partition_key'], r['state']) for r in runs]}")
+            time.sleep(3)
 
     def backfill(self, dag_id: str, from_date: str, to_date: str, max_active_runs: int = 2,
                  reprocess: str = "none", attempts: int = 10) -> dict:

@@ -1,11 +1,13 @@
 """Flightline under a live Airflow, as users run it: api-server, scheduler, dag-processor and
-triggerer (``make airflow``'s supervisor) on a temporary Airflow home with the SQLite metadata DB,
-driven only through the public REST API with a login token.
+triggerer (``make airflow``'s supervisor) on a temporary Airflow home, once with the SQLite
+metadata DB and once with the local PostgreSQL server, driven only through the public REST API
+with a login token.
 
 One module-scoped stack; the tests run in order and share it:
 daily run for a day -> its Data Docs links behind the login -> a training run (XGBoost and
 Horovod) that ends with the scheduler still healthy and the run's note written -> a 3-day
-backfill, then the same backfill again (no new run, byte-identical partitions) -> one SIGINT
+backfill at 3 active runs, each day monitored once by the monitoring DAG and judged in day
+order, then the same backfill again (no new run, byte-identical partitions) -> one SIGINT
 stops everything within the grace period with no process left.
 Later stages (serving, monitoring, cost) add their DAGs here.
 """
@@ -38,7 +40,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 DAY = "2013-03-15"
 HISTORY = ("2013-03-04", "2013-03-14")  # features the training window needs besides DAY
-BACKFILL = ("2013-03-16", "2013-03-19")  # run_after range: logical days 03-16 .. 03-18
+BACKFILL = ("2013-03-16", "2013-03-21")  # run_after range: logical days 03-16 .. 03-20
+BACKFILL_DAYS = [f"2013-03-{d}" for d in range(16, 21)]
 BIN = Path(sys.executable).parent
 
 
@@ -62,25 +65,43 @@ def _digest(root: Path, days: list[str]) -> str:
     return h.hexdigest()
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    work = tmp_path_factory.mktemp("live")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def live(request, tmp_path_factory):
+    """The stack on either metadata DB: SQLite (the default) or the local PostgreSQL server
+    (``make airflow DB=postgres``); every test below runs on both."""
+    work = tmp_path_factory.mktemp(f"live-{request.param}")
     data = work / "data"
     env = {"FLIGHTLINE_DATA_ROOT": str(data), "FLIGHTLINE_BENTOML_HOME": str(work / "bentoml"),
            # spot prices from the project's snapshot, whatever credentials this machine has
            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
-           "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+           # every monitored day breaches the drift rule: its streak counts the days in order
+           "FLIGHTLINE_RETRAIN_DRIFT_SHARE": "0", "FLIGHTLINE_RETRAIN_CONSECUTIVE_DAYS": "3",
+           "FLIGHTLINE_RETRAIN_COOLDOWN_DAYS": "7",
+           # training only when a test starts it (its weekly run would start at once)
+           "FLIGHTLINE_TRAINING_SCHEDULE": "off"}
     import os
 
     full = dict(os.environ, **env)
     first_landing = "2013-03-03"
     _flightline("land", "--date", first_landing, "--to", HISTORY[1], env=full)
     _flightline("features-range", "--from", HISTORY[0], "--to", HISTORY[1], env=full)
-    af = LiveAirflow(work, env)
+    # Schedules on, as users run it (the monitoring DAG's runs are created by the scheduler
+    # from the partitioned features events). With catchup off, the daily DAG's schedule makes
+    # one run at once, for yesterday (a replayed 2013 day): let it and its monitoring run (no
+    # model yet: skipped) finish before the tests start.
+    af = LiveAirflow(work, env, db=request.param, schedules=True)
     af.start()
     af.data = data
     try:
-        af.wait_dags("flightline_daily", "flightline_training")
+        af.wait_dags("flightline_daily", "flightline_training", "flightline_monitoring")
+        deadline = time.time() + 300
+        while not (nightly := [r for r in af.runs("flightline_daily") if r["run_type"] == "scheduled"]):
+            assert time.time() < deadline, "no scheduled run of flightline_daily"
+            time.sleep(2)
+        done = af.wait_run("flightline_daily", nightly[0]["dag_run_id"], timeout=600)
+        af.monitored = [done["logical_date"][:10]] if done["state"] == "success" else []
+        af.wait_monitoring(af.monitored)
         yield af
     finally:
         af.stop()
@@ -120,6 +141,12 @@ def test_every_component_listens_on_loopback_and_task_logs_read(live, daily_run)
         return (getattr(addr, "ipv4_mapped", None) or addr).is_loopback  # Java's ::ffff:127.0.0.1
 
     assert listening and all(loopback(ip) for ip, _ in listening), listening
+    if live.db == "postgres":  # the metadata DB's server is the stack's, on loopback too
+        from local_postgres import Cluster
+
+        assert ("127.0.0.1", Cluster(live.home).port) in listening, listening
+        assert "postgresql+psycopg2://" in (live.home / "airflow.cfg").read_text()
+        assert (live.home / ".postgres_password").stat().st_mode & 0o077 == 0
     rid = quote(daily_run["dag_run_id"], safe="")
     log = live.request("GET", f"/api/v2/dags/flightline_daily/dagRuns/{rid}/taskInstances/"
                               "publish_features/logs/1", params={"full_content": "true"})
@@ -205,15 +232,34 @@ def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, dai
 
 
 def test_backfill_then_the_same_backfill_again_changes_nothing(live, daily_run):
-    bf = live.backfill("flightline_daily", *BACKFILL, max_active_runs=2)
+    """5 days at 3 active runs: their features events arrive in any order and close together;
+    the monitoring DAG still monitors each day exactly once, and the policy counts the days'
+    streak in day order (every day breaches here: the third requests, the next two cool down)."""
+    # The retrain request queues a training run: not here (it would only load the machine).
+    live.request("PATCH", "/api/v2/dags/flightline_training", {"is_paused": True})
+    bf = live.backfill("flightline_daily", *BACKFILL, max_active_runs=3)
     time.sleep(3)
     runs = [r for r in live.runs("flightline_daily") if r["run_type"] == "backfill"]
-    assert len(runs) == 3, [r["dag_run_id"] for r in runs]
+    assert len(runs) == 5, [r["dag_run_id"] for r in runs]
     finished = live.wait_runs("flightline_daily", [r["dag_run_id"] for r in runs], timeout=900)
     assert {r["state"] for r in finished} == {"success"}, [(r["dag_run_id"], r["state"]) for r in finished]
     days = sorted(r["logical_date"][:10] for r in finished)
-    assert days == ["2013-03-16", "2013-03-17", "2013-03-18"], days
+    assert days == BACKFILL_DAYS, days
     before = _digest(live.data, days)
+
+    # One monitoring run per published day (DAY's, before any model, skips its scoring).
+    monitoring = live.wait_monitoring([*live.monitored, DAY, *BACKFILL_DAYS])
+    assert {r["state"] for r in monitoring} == {"success"}, monitoring
+    import pandas as pd
+
+    table = pd.read_parquet(live.data / "reports" / "monitoring" / "metrics.parquet")
+    recorded = sorted(str(d)[:10] for d in table["day"])
+    assert recorded == BACKFILL_DAYS, recorded  # each day once, none skipped
+    requested = sorted(str(d)[:10] for d in table[table["retrain"]]["day"])
+    assert requested == ["2013-03-18"], table[["day", "retrain", "retrain_reason"]]
+    notes = {r["partition_key"]: parse_note(r["note"] or "") for r in live.runs("flightline_monitoring")}
+    assert "cool-down" in notes["2013-03-20"]["decide_retrain"], notes
+    assert "not monitored: " in notes[DAY]["score_day"], notes  # no model yet: the note says so
 
     try:
         again = live.backfill("flightline_daily", *BACKFILL, max_active_runs=2)
@@ -221,10 +267,22 @@ def test_backfill_then_the_same_backfill_again_changes_nothing(live, daily_run):
         again = {"refused": str(exc)}
     time.sleep(10)
     runs_after = [r for r in live.runs("flightline_daily") if r["run_type"] == "backfill"]
-    assert len(runs_after) == 3, (again, [r["dag_run_id"] for r in runs_after])
+    assert len(runs_after) == 5, (again, [r["dag_run_id"] for r in runs_after])
     assert all(r["state"] == "success" for r in runs_after)
     assert _digest(live.data, days) == before
+    assert len(live.runs("flightline_monitoring")) == len(live.monitored) + 6  # none more
     assert bf["dag_id"] == "flightline_daily"
+
+    # The requesting day published again (its event posted as publish_features emits it): one
+    # more monitoring run; the day still counts once and its request is not made again.
+    live.post_features_event("2013-03-18")
+    runs = live.wait_monitoring([*live.monitored, DAY, *BACKFILL_DAYS, "2013-03-18"])
+    assert {r["state"] for r in runs} == {"success"}, runs
+    table = pd.read_parquet(live.data / "reports" / "monitoring" / "metrics.parquet")
+    assert sorted(str(d)[:10] for d in table["day"]) == BACKFILL_DAYS
+    assert sorted(str(d)[:10] for d in table[table["retrain"]]["day"]) == ["2013-03-18"]
+    rerun = parse_note(runs[-1]["note"] or "").get("decide_retrain", "")  # runs come by id
+    assert rerun.startswith("2013-03-18: ") and "no retrain" in rerun, rerun
 
 
 def test_one_sigint_stops_everything(live):
