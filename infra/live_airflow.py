@@ -116,6 +116,7 @@ class LiveAirflow:
     def stop(self) -> None:
         """SIGINT to the supervisor, as Ctrl-C would; records how long it took and what was left."""
         if self.proc is None:
+            self._drop_postgres()  # a start that failed after creating the cluster
             return
         import psutil
 
@@ -136,6 +137,9 @@ class LiveAirflow:
         self.stack_log.close()
         self.api.__exit__()
         self.proc = None
+        self._drop_postgres()
+
+    def _drop_postgres(self) -> None:
         if self.db == "postgres":  # this home's throwaway cluster
             from local_postgres import Cluster
 
