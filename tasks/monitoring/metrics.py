@@ -62,13 +62,6 @@ def write(df, settings: Settings) -> None:
     Store(settings).write_bytes(metrics_uri(settings), buf.getvalue())
 
 
-def upsert(row: dict, settings: Settings):
-    """Add or replace the row of (day, model_version); returns the new table."""
-    out = with_row(read_metrics(settings), row)
-    write(out, settings)
-    return out
-
-
 def day_row(df, day: date):
     """The latest row recorded for ``day`` (any model version), or None."""
     rows = df[df["day"] == day]
