@@ -194,6 +194,8 @@ class Stack:
 
     def watch(self) -> None:
         while not self.stopping:
+            for helper in self.helpers:  # reap a finished one-off job (no zombie left)
+                helper.poll()
             for name, proc in list(self.procs.items()):
                 code = proc.poll()
                 if code is None or self.stopping:

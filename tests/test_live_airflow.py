@@ -295,7 +295,8 @@ def test_one_sigint_stops_everything(live):
     import psutil
 
     stack = psutil.Process(live.proc.pid)
-    scheduler = next(p for p in stack.children() if "scheduler" in " ".join(p.cmdline()))
+    scheduler = next(p for p in stack.children()
+                     if p.status() != psutil.STATUS_ZOMBIE and "scheduler" in " ".join(p.cmdline()))
     orphans_to_be = [p.pid for p in scheduler.children(recursive=True)]
     # On SQLite the scheduler may already have exited once on its own (ObjectDeletedError while
     # a backfill is created, restarted by the supervisor): wait for this kill's line.
