@@ -25,6 +25,16 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null && ! command -v 
     echo "install: no PostgreSQL server found: DB=postgres and its live test need one (apt-get install postgresql)" >&2
   fi
 fi
+# The browser tests of the UI pages drive the distribution's Chromium through Playwright (which
+# cannot download its own browser without internet).
+if ! command -v chromium >/dev/null; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "install: Chromium for the browser tests (apt-get install chromium)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "install: no chromium found: the browser tests need it (apt-get install chromium)" >&2
+  fi
+fi
 
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)

@@ -4,8 +4,9 @@ metadata DB and once with the local PostgreSQL server, driven only through the p
 with a login token.
 
 One module-scoped stack; the tests run in order and share it:
-daily run for a day -> its Data Docs links behind the login -> a training run (XGBoost and
-Horovod) that ends with the scheduler still healthy and the run's note written -> a 3-day
+daily run for a day -> its Data Docs links behind the login -> a hostile report in Chromium,
+refused the login and the REST API by its sandbox -> a training run (XGBoost and
+Horovod) that ends with the scheduler still healthy and the run's note written -> a 5-day
 backfill at 3 active runs, each day monitored once by the monitoring DAG and judged in day
 order, then the same backfill again (no new run, byte-identical partitions) -> one SIGINT
 stops everything within the grace period with no process left.
@@ -178,11 +179,14 @@ def test_gate_links_open_data_docs_behind_the_login(live, daily_run):
     # The Data Docs home lists the day's site.
     status, body, _ = live.request("GET", "/flightline/reports/data_docs/index.html", raw=True)
     assert status == 200 and f'href="dt={DAY}/index.html"' in body.decode()
-    # Every route under /flightline needs the login, assets and missing pages included; the
-    # app exposes no API docs at all.
-    for path in ("/flightline/reports/data_docs/index.html", "/flightline/reports/nope.html",
-                 "/flightline/static/nope.css"):
+    # Every report and cost route needs the login, missing pages included; the vendored
+    # open-source assets are public (a sandboxed page's requests carry no login); the app
+    # exposes no API docs at all.
+    for path in ("/flightline/reports/data_docs/index.html", "/flightline/reports/nope.html"):
         assert live.request("GET", path, token="", raw=True)[0] == 401, path
+    assert live.request("GET", "/flightline/static/nope.css", token="", raw=True)[0] == 404
+    assert live.request("GET", "/flightline/static/%2e%2e/%2e%2e/reports_app.py", token="",
+                        raw=True)[0] == 404
     for path in ("/flightline/docs", "/flightline/openapi.json", "/flightline/redoc"):
         assert live.request("GET", path, token="", raw=True)[0] == 404, path
         assert live.request("GET", path, raw=True)[0] == 404, path
@@ -195,6 +199,103 @@ def test_gate_links_open_data_docs_behind_the_login(live, daily_run):
                                  headers={"Cookie": f"_token={live.token}"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """The distribution's Chromium driven by Playwright (``make install`` adds it as root)."""
+    import shutil
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("no chromium on PATH: apt-get install chromium (make install does as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def _logged_in(live: LiveAirflow, browser):
+    """A browser context holding the UI's login cookie, as Airflow's login sets it."""
+    context = browser.new_context()
+    context.add_cookies([{"name": "_token", "value": live.token, "url": live.url,
+                          "httpOnly": True, "sameSite": "Lax"}])
+    return context
+
+
+#: A report whose script tries everything a hostile page would: read the login cookie and the
+#: UI's storage, call the REST API (read, and trigger a run), load a page that needs the login.
+HOSTILE_REPORT = """<!doctype html><html><head><title>hostile</title>
+<link rel="stylesheet" href="/flightline/static/bootstrap@4.3.1/dist/css/bootstrap.min.css">
+<script src="/flightline/static/jquery@3.7.1/dist/jquery.min.js"></script></head>
+<body><pre id="out">running</pre><script>
+(async () => {
+  const out = {jquery: typeof window.jQuery, origin: String(window.origin)};
+  try { out.cookie = document.cookie; } catch (e) { out.cookie = "refused: " + e.name; }
+  try { out.storage = String(window.localStorage.length); } catch (e) { out.storage = "refused: " + e.name; }
+  const api = "/api/v2/dags/flightline_daily/dagRuns";
+  const calls = {read: {}, trigger: {method: "POST", headers: {"Content-Type": "application/json"},
+                                     body: JSON.stringify({logical_date: null, conf: {day: "2013-03-02"}})},
+                 simple: {method: "POST", mode: "no-cors", body: "logical_date=null"}};
+  for (const [name, init] of Object.entries(calls)) {
+    try { const r = await fetch(api, {credentials: "include", ...init}); out[name] = "HTTP " + r.status; }
+    catch (e) { out[name] = "refused: " + e.name; }
+  }
+  try { out.beacon = String(navigator.sendBeacon(api, "x")); } catch (e) { out.beacon = "refused: " + e.name; }
+  out.image = await new Promise(done => {
+    const img = new Image();
+    img.onload = () => done("loaded"); img.onerror = () => done("refused");
+    img.src = "/flightline/reports/probe.png";
+  });
+  document.getElementById("out").textContent = JSON.stringify(out);
+})();
+</script></body></html>"""
+
+
+def test_a_report_page_cannot_act_as_the_logged_in_user(live, daily_run, browser):
+    """Report pages are sandboxed (CSP): a report's script cannot read the login cookie or call
+    the REST API as the user, and its own requests carry no login; Data Docs still render, their
+    vendored assets loaded from the public static route."""
+    import base64
+
+    reports = live.data / "reports"
+    (reports / "hostile.html").write_text(HOSTILE_REPORT)
+    (reports / "probe.png").write_bytes(base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="))
+    status, _, headers = live.request("GET", "/flightline/reports/hostile.html", raw=True)
+    assert status == 200 and "sandbox" in headers["content-security-policy"], headers
+    runs_before = len(live.runs("flightline_daily"))
+    context = _logged_in(live, browser)
+    page = context.new_page()
+    answers: dict[str, int] = {}
+    page.on("response", lambda r: answers.__setitem__(r.url.removeprefix(live.url), r.status))
+    console: list[str] = []  # Chromium's word on each refusal
+    page.on("console", lambda m: console.append(m.text))
+    page.goto(live.url + "/flightline/reports/hostile.html")  # a top-level visit: logged in
+    page.wait_for_function("document.getElementById('out').textContent !== 'running'", timeout=30_000)
+    out = json.loads(page.text_content("#out"))
+    assert out["jquery"] == "function", out  # the vendored script loaded in the sandbox
+    assert out["origin"] == "null", out  # an opaque origin of its own
+    assert out["cookie"].startswith("refused") and live.token not in json.dumps(out), out
+    assert out["storage"].startswith("refused"), out
+    for call in ("read", "trigger", "simple"):  # connect-src 'none'
+        assert out[call].startswith("refused"), out
+    assert len(live.runs("flightline_daily")) == runs_before
+    # The page's own request for a report image carried no login, though the same image opens
+    # in a top-level visit of the same browser.
+    assert out["image"] == "refused", (out, answers, console)
+    visit = context.new_page().goto(live.url + "/flightline/reports/probe.png")
+    assert visit.status == 200 and visit.headers["content-type"] == "image/png"
+    # A Data Docs page in the same sandbox: every vendored asset served, none refused.
+    page.goto(live.url + f"/flightline/reports/data_docs/dt={DAY}/index.html")
+    page.wait_for_load_state("load")
+    static = {u: s for u, s in answers.items() if u.startswith("/flightline/static/")}
+    assert len(static) >= 5 and set(static.values()) == {200}, static
+    assert page.evaluate("typeof window.jQuery") == "function"
+    assert "raw_flights" in page.content() or "features" in page.content()
+    context.close()
 
 
 def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, daily_run):

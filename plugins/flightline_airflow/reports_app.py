@@ -1,11 +1,21 @@
 """A small FastAPI app, mounted on the Airflow API server, that serves the reports zone.
 
 ``GET /flightline/reports/<path>`` returns a file from ``<data root>/reports/`` (local or S3),
-so Data Docs and drift reports open from a task's extra link in the Airflow UI. Every route sits
-behind Airflow's own login: the same auth manager and JWT as the UI and the REST API (the UI's
-``_token`` cookie, or an ``Authorization: Bearer`` header), and read access to DAGs' task
-instances. HTML pages have their CDN assets rewritten to copies served by ``/flightline/static/``,
-so reports render with no internet. No OpenAPI or docs pages are exposed.
+so Data Docs and drift reports open from a task's extra link in the Airflow UI, and
+``GET /flightline/costs/<dag>/<run>`` a run's cost page. Both sit behind Airflow's own login: the
+same auth manager and JWT as the UI and the REST API (the UI's ``_token`` cookie, or an
+``Authorization: Bearer`` header), and read access to DAGs' task instances.
+
+Report pages are third-party HTML (Great Expectations, Evidently: megabytes of inline script) on
+the UI's origin, so each is sent with a Content-Security-Policy whose ``sandbox`` gives the page an
+opaque origin of its own: its script can read no cookie or storage of the UI, and its requests
+carry no login (the ``_token`` cookie is SameSite=Lax, and an opaque origin is another site), so it
+cannot act as the logged-in user; ``connect-src 'none'`` refuses fetch and XHR outright.
+
+HTML pages have their CDN assets rewritten to copies served by ``/flightline/static/``, so reports
+render with no internet. Those copies are public open-source files (Bootstrap, jQuery, Vega, Font
+Awesome; no data) and the one route served without the login: a sandboxed page's requests carry no
+cookie. No OpenAPI or docs pages are exposed.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route functions' annotations
@@ -37,10 +47,32 @@ def _inside(zone: str, uri: str) -> bool:
     return Path(uri).resolve().is_relative_to(Path(zone).resolve())
 
 
-#: What every page of the reports app is sent with: never cached for others, never sniffed into
-#: another type, never framed by another site.
-PAGE_HEADERS = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff",
+#: The policy of every report and cost page: sandboxed (an opaque origin: no cookie, no storage,
+#: no login on its requests), scripts and styles inline or from this origin only, no fetch/XHR,
+#: no forms, framed by the UI only. Links still open (a top-level navigation carries the login).
+CONTENT_SECURITY_POLICY = "; ".join((
+    "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-downloads",
+    "default-src 'none'",
+    "script-src 'self' 'unsafe-inline' 'unsafe-eval'",  # Vega compiles its expressions
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    "font-src 'self' data:",
+    "connect-src 'none'",
+    "form-action 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'self'",
+))
+
+#: What every page of the reports app is sent with: sandboxed by its policy, never cached for
+#: others, never sniffed into another type, never framed by another site.
+PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                "Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff",
                 "X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "same-origin"}
+
+#: The vendored assets' headers: public and cacheable; fonts are fetched in CORS mode, and from a
+#: sandboxed page's opaque origin ("null") they need ``Access-Control-Allow-Origin``.
+STATIC_HEADERS = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff",
+                  "Access-Control-Allow-Origin": "*"}
 
 
 async def require_read_access(request) -> None:
@@ -68,10 +100,10 @@ def create_app():
     async def login_required(request: Request) -> None:
         await require_read_access(request)
 
-    app = FastAPI(title="Flightline reports", docs_url=None, redoc_url=None, openapi_url=None,
-                  dependencies=[Depends(login_required)])
+    app = FastAPI(title="Flightline reports", docs_url=None, redoc_url=None, openapi_url=None)
+    behind_login = [Depends(login_required)]
 
-    @app.get("/reports/{path:path}")
+    @app.get("/reports/{path:path}", dependencies=behind_login)
     def report(path: str) -> Response:
         from tasks.settings import Settings
         from tasks.storage import ObjectMissing, Store, join
@@ -95,7 +127,7 @@ def create_app():
             body = rewrite_html(body.decode("utf-8"), STATIC_PREFIX).encode("utf-8")
         return Response(content=body, media_type=media, headers=PAGE_HEADERS)
 
-    @app.get("/costs/{dag_id}/{run_id}")
+    @app.get("/costs/{dag_id}/{run_id}", dependencies=behind_login)
     def run_cost(dag_id: str, run_id: str) -> Response:
         """One run's cost ledger (what each task's Cost button opens); 404 for a run the ledger
         has no attempt of (an unknown run, or one whose first task has not ended yet)."""
@@ -110,16 +142,15 @@ def create_app():
         return Response(content=run_page(dag_id, run_id, settings), media_type="text/html",
                         headers=PAGE_HEADERS)
 
-    @app.get("/static/{path:path}")
+    @app.get("/static/{path:path}")  # public: see the module's docstring
     def static(path: str) -> Response:
         from flightline_airflow.web_assets import STATIC_DIR
 
         parts = _safe_parts(path)
         target = STATIC_DIR.joinpath(*parts) if parts else None
-        if target is None or not target.is_file():
+        if target is None or not target.is_file() or not _inside(str(STATIC_DIR), str(target)):
             raise HTTPException(status_code=404, detail="no such asset")
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        return Response(content=target.read_bytes(), media_type=media,
-                        headers={"Cache-Control": "private, max-age=86400"})
+        return Response(content=target.read_bytes(), media_type=media, headers=STATIC_HEADERS)
 
     return app
