@@ -1,12 +1,20 @@
-"""URI-based storage for the data root: a local folder or ``s3://bucket/prefix`` through boto3.
+"""URI-based storage for the data root, local or ``s3://bucket/prefix``, on fsspec.
 
-Every write is atomic for readers:
-- a single object is written to a temporary name and renamed (local) or PUT whole (S3, where
-  an object only becomes visible once its upload completes);
+fsspec's ``LocalFileSystem`` and s3fs's ``S3FileSystem`` (the well-kept filesystem layer pandas,
+pyarrow and Dask use) do the I/O: listing, reads, uploads, copies, deletes, and for S3 the
+connection pool, multipart uploads and the retries of throttled or dropped requests. This module
+adds what the data root needs on top:
+
+- every write is atomic for readers: a single object is written to a temporary name and renamed
+  (local) or PUT whole (S3, where an object only becomes visible once its upload completes);
 - a folder of files (a partition) is assembled under a hidden name beside its place (a hidden
   folder locally, a hidden prefix on S3: :meth:`Store.stage_uri`) and then published: by
   ``os.replace`` locally, and on S3 by copying into place and writing a ``_SUCCESS`` commit marker
-  last. Readers of partitions only trust folders with a ``_SUCCESS`` marker.
+  last. Readers of partitions only trust folders with a ``_SUCCESS`` marker;
+- failures are named: :class:`ObjectMissing` for an object that does not exist,
+  :class:`StorageError` (with the URI and S3's error code) for everything else: denied,
+  throttled past the retries, a missing bucket, a dropped connection. Those are problems of the
+  store, never of the data.
 
 A staged folder is a URI in the data root, so the task that builds it and the task that
 validates or publishes it need not share a disk. What must read files (Spark, pyarrow) gets a
@@ -21,10 +29,13 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.settings import Settings
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 SUCCESS = "_SUCCESS"
 
@@ -47,28 +58,35 @@ class ObjectMissing(StorageError):
     """The object does not exist: S3 answered 404/NoSuchKey/NotFound, or no such local file."""
 
 
+#: S3 codes that mean "no such object". s3fs also turns ``NoSuchBucket`` into FileNotFoundError;
+#: here a missing bucket is a configuration error, not a missing object.
 _MISSING_CODES = ("404", "NoSuchKey", "NotFound")
+
+
+def _s3_error(exc: BaseException) -> tuple[str, int | None, str] | None:
+    """S3's (code, HTTP status, message) behind an error s3fs raised, if S3 answered one."""
+    from botocore.exceptions import ClientError
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ClientError):
+            err = seen.response.get("Error", {})
+            status = seen.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return str(err.get("Code") or status or ""), status, str(err.get("Message") or seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @contextmanager
 def _storage_errors(action: str, uri: str) -> Iterator[None]:
-    """Turn boto and OS errors of one operation on ``uri`` into named storage errors."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    """Turn the errors of one operation on ``uri`` into :class:`ObjectMissing` or a named
+    :class:`StorageError` (s3fs raises OSError subclasses with botocore's error as the cause)."""
+    from botocore.exceptions import BotoCoreError
 
     try:
         yield
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code") or "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in _MISSING_CODES:
-            raise ObjectMissing(f"no such object: {uri} (S3 {code})", uri=uri, code=code) from exc
-        raise StorageError(
-            f"cannot {action} {uri}: S3 answered {code or 'an error'} (HTTP {status}): "
-            f"{err.get('Message') or exc}. This is a storage error, not missing or bad data; it "
-            "may be transient (throttling, network), or access or configuration is wrong",
-            uri=uri, code=code,
-        ) from exc
+    except StorageError:
+        raise
     except BotoCoreError as exc:  # connection reset or refused, read timeout, cut-off body
         code = type(exc).__name__
         raise StorageError(
@@ -76,10 +94,22 @@ def _storage_errors(action: str, uri: str) -> Iterator[None]:
             "data; it may be transient",
             uri=uri, code=code,
         ) from exc
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-        what = "a folder, not a file" if isinstance(exc, IsADirectoryError) else "absent"
-        raise ObjectMissing(f"no such object: {uri} ({what})", uri=uri, code="ENOENT") from None
     except OSError as exc:
+        s3 = _s3_error(exc)
+        if s3 is not None:
+            code, status, message = s3
+            if code in _MISSING_CODES:
+                raise ObjectMissing(f"no such object: {uri} (S3 {code})", uri=uri,
+                                    code=code) from exc
+            raise StorageError(
+                f"cannot {action} {uri}: S3 answered {code or 'an error'} (HTTP {status}): "
+                f"{message}. This is a storage error, not missing or bad data; it may be "
+                "transient (throttling, network), or access or configuration is wrong",
+                uri=uri, code=code,
+            ) from exc
+        if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+            what = "a folder, not a file" if isinstance(exc, IsADirectoryError) else "absent"
+            raise ObjectMissing(f"no such object: {uri} ({what})", uri=uri, code="ENOENT") from None
         code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
         raise StorageError(
             f"cannot {action} {uri}: {code}: {exc.strerror or exc}. This is a storage error, not "
@@ -105,16 +135,20 @@ def join(base: str, *parts: str) -> str:
     return out
 
 
-@lru_cache(maxsize=8)
-def _client(endpoint_url: str):
-    import boto3
+def filesystem(uri: str, settings: Settings) -> AbstractFileSystem:
+    """The fsspec filesystem for ``uri``: s3fs for ``s3://`` (on the configured endpoint, with
+    no listing cache: other processes write the same prefixes), else the local one. fsspec keeps
+    one instance per process and thread for the same arguments."""
+    import fsspec
 
-    kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
-    return boto3.client("s3", **kwargs)
+    if not is_s3(uri):
+        return fsspec.filesystem("file")
+    import s3fs
 
-
-def s3_client(settings: Settings):
-    return _client(settings.s3_endpoint_url)
+    # One GET per read (with max_concurrency > 1, s3fs first asks for the size, and a HEAD's
+    # 404 carries no error code: a missing bucket would read as a missing object).
+    endpoint = settings.s3_endpoint_url or None
+    return s3fs.S3FileSystem(endpoint_url=endpoint, use_listings_cache=False, max_concurrency=1)
 
 
 class Store:
@@ -123,30 +157,19 @@ class Store:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    @property
-    def s3(self):
-        return s3_client(self.settings)
+    def fs(self, uri: str) -> AbstractFileSystem:
+        return filesystem(uri, self.settings)
 
     # ---------------------------------------------------------------- objects
     def exists(self, uri: str) -> bool:
-        if is_s3(uri):
-            bucket, key = split_s3(uri)
-            try:
-                with _storage_errors("check", uri):
-                    self.s3.head_object(Bucket=bucket, Key=key)
-                return True
-            except ObjectMissing:
-                return False
-        return Path(uri).exists()
+        with _storage_errors("check", uri):
+            return self.fs(uri).exists(uri)
 
     def read_bytes(self, uri: str) -> bytes:
         """The object's bytes. :class:`ObjectMissing` when it does not exist; any other failure
         (denied, throttled, cut off) is a :class:`StorageError` to retry, never "missing"."""
         with _storage_errors("read", uri):
-            if is_s3(uri):
-                bucket, key = split_s3(uri)
-                return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            return Path(uri).read_bytes()
+            return self.fs(uri).cat_file(uri)
 
     def read_text(self, uri: str) -> str:
         return self.read_bytes(uri).decode("utf-8")
@@ -154,8 +177,8 @@ class Store:
     def write_bytes(self, uri: str, data: bytes) -> str:
         """Write one object atomically: readers see the old content or the new, never a part."""
         if is_s3(uri):
-            bucket, key = split_s3(uri)
-            self.s3.put_object(Bucket=bucket, Key=key, Body=data)
+            with _storage_errors("write", uri):
+                self.fs(uri).pipe_file(uri, data)
             return uri
         path = Path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,8 +198,8 @@ class Store:
 
     def upload_file(self, local_path: str | Path, uri: str) -> str:
         if is_s3(uri):
-            bucket, key = split_s3(uri)
-            self.s3.upload_file(str(local_path), bucket, key)
+            with _storage_errors("upload to", uri):
+                self.fs(uri).put_file(str(local_path), uri)
             return uri
         return self.write_bytes(uri, Path(local_path).read_bytes())
 
@@ -185,8 +208,7 @@ class Store:
         local_path.parent.mkdir(parents=True, exist_ok=True)
         with _storage_errors("download", uri):
             if is_s3(uri):
-                bucket, key = split_s3(uri)
-                self.s3.download_file(bucket, key, str(local_path))
+                self.fs(uri).get_file(uri, str(local_path))
             else:
                 shutil.copyfile(uri, local_path)
         return local_path
@@ -194,53 +216,45 @@ class Store:
     # ---------------------------------------------------------------- folders
     def list(self, uri: str) -> list[str]:
         """Names directly under a folder URI (files and sub-folders), sorted; [] if absent."""
-        if is_s3(uri):
-            bucket, key = split_s3(uri)
-            prefix = key.rstrip("/") + "/" if key else ""
-            names: set[str] = set()
-            paginator = self.s3.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-                for cp in page.get("CommonPrefixes", []):
-                    names.add(cp["Prefix"][len(prefix) :].rstrip("/"))
-                for obj in page.get("Contents", []):
-                    names.add(obj["Key"][len(prefix) :])
-            return sorted(n for n in names if n)
-        path = Path(uri)
-        if not path.is_dir():
+        fs = self.fs(uri)
+        try:
+            with _storage_errors("list", uri):
+                if not is_s3(uri) and not fs.isdir(uri):
+                    return []
+                entries = fs.ls(uri, detail=False)
+        except ObjectMissing:
             return []
-        return sorted(p.name for p in path.iterdir())
+        names = {e.rstrip("/").rsplit("/", 1)[-1] for e in entries}
+        return sorted(n for n in names if n)
 
     def walk_files(self, uri: str) -> Iterator[str]:
-        """Every file URI below a folder, recursively."""
-        if is_s3(uri):
-            bucket, key = split_s3(uri)
-            prefix = key.rstrip("/") + "/"
-            paginator = self.s3.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    yield f"s3://{bucket}/{obj['Key']}"
-            return
-        for p in sorted(Path(uri).rglob("*")):
-            if p.is_file():
-                yield str(p)
+        """Every file URI below a folder, recursively, sorted."""
+        fs = self.fs(uri)
+        with _storage_errors("list", uri):
+            found = fs.find(uri.rstrip("/") + "/") if fs.isdir(uri) else []
+        for path in sorted(found):
+            yield f"s3://{path}" if is_s3(uri) else path
 
     def delete(self, uri: str) -> None:
         """Remove one object; absent is fine."""
-        if is_s3(uri):
-            bucket, key = split_s3(uri)
-            self.s3.delete_object(Bucket=bucket, Key=key)
-        else:
+        if not is_s3(uri):
             Path(uri).unlink(missing_ok=True)
+            return
+        try:
+            with _storage_errors("delete", uri):
+                self.fs(uri).rm_file(uri)
+        except ObjectMissing:
+            pass
 
     def delete_tree(self, uri: str) -> None:
-        if is_s3(uri):
-            bucket, _ = split_s3(uri)
-            keys = [split_s3(u)[1] for u in self.walk_files(uri)]
-            for i in range(0, len(keys), 1000):
-                chunk = [{"Key": k} for k in keys[i : i + 1000]]
-                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk})
+        """Remove a folder and everything below it; absent is fine."""
+        if not is_s3(uri):
+            shutil.rmtree(uri, ignore_errors=True)
             return
-        shutil.rmtree(uri, ignore_errors=True)
+        files = list(self.walk_files(uri))
+        if files:
+            with _storage_errors("delete", uri):
+                self.fs(uri).rm(files)
 
     def is_committed(self, folder_uri: str) -> bool:
         """True when a published folder carries its ``_SUCCESS`` commit marker."""
@@ -297,8 +311,7 @@ class Store:
         if not marker.exists():
             marker.write_text("")
         if is_s3(final_uri):
-            old_marker = join(final_uri, SUCCESS)
-            self.delete(old_marker)
+            self.delete(join(final_uri, SUCCESS))
             self.delete_tree(final_uri)
             files = sorted(p for p in local_dir.rglob("*") if p.is_file() and p.name != SUCCESS)
             for p in files:
@@ -325,16 +338,14 @@ class Store:
             raise StorageError(f"cannot publish {stage}: nothing staged there", uri=stage)
         self.delete(join(final_uri, SUCCESS))
         self.delete_tree(final_uri)
-        fb, _ = split_s3(final_uri)
         prefix = stage.rstrip("/") + "/"
+        fs = self.fs(final_uri)
         for file_uri in files:
             rel = file_uri[len(prefix):]
             if rel == SUCCESS:
                 continue
-            sb, sk = split_s3(file_uri)
             with _storage_errors("copy", file_uri):
-                self.s3.copy_object(Bucket=fb, Key=split_s3(join(final_uri, rel))[1],
-                                    CopySource={"Bucket": sb, "Key": sk})
+                fs.copy(file_uri, join(final_uri, rel))
         self.write_bytes(join(final_uri, SUCCESS), b"")
         self.delete_tree(stage)
         return final_uri
