@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-DEFAULT_ARGS = {
-    "owner": "flightline",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-}
+
+def _default_args() -> dict:
+    from flightline_airflow.deployment import Deployment
+
+    return {"owner": "flightline", "retries": 2,
+            "retry_delay": timedelta(seconds=Deployment.from_env().retry_delay_seconds),
+            "retry_exponential_backoff": True}
+
+
+DEFAULT_ARGS = _default_args()
 
 DAG_TAGS_BASE = ["flightline"]
 

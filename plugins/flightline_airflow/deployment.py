@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from tasks.settings import Concern, Settings, SettingsError, build
 
@@ -28,6 +28,9 @@ class Deployment(Concern):
     #: Where a retrain request is told (:mod:`flightline_airflow.notifiers`): ``log``,
     #: ``email:a@x.org,b@y.org`` or ``slack:<connection id>``.
     notify: str = "log"
+    #: Seconds before a failed task's first retry (doubling after each further failure); a
+    #: task killed with its machine, a dropped connection, a busy store get this long to clear.
+    retry_delay_seconds: int = Field(default=120, ge=1, le=3600)
 
     @field_validator("schedule", "training_schedule")
     @classmethod
