@@ -64,6 +64,55 @@ class _Html(HTMLParser):
         self.tags.add(tag)
 
 
+class _Page(HTMLParser):
+    """A report page as a browser reads it: its titles, the first element of its body, and
+    the text and table rows of the header block."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.titles: list[str] = []
+        self.first_in_body: tuple[str, str | None] | None = None
+        self.header: list[str] = []
+        self.rows: list[list[str]] = []
+        self._in_body = self._in_title = False
+        self._depth = 0  # open elements inside the header block
+        self.feed(text)
+        self.close()
+        self.text = " ".join(" ".join(self.header).split())
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "body":
+            self._in_body = True
+        elif self._in_body and self.first_in_body is None:
+            self.first_in_body = (tag, dict(attrs).get("id"))
+        if tag == "title":
+            self._in_title = True
+            self.titles.append("")
+        if self._depth or dict(attrs).get("id") == "flightline-report-header":
+            self._depth += 1
+            if tag == "tr":
+                self.rows.append([])
+
+    def handle_endtag(self, tag):
+        self._in_title = self._in_title and tag != "title"
+        self._depth = max(self._depth - 1, 0) if self._depth else 0
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.titles[-1] += data
+        if self._depth:
+            self.header.append(data)
+            if self.rows and self.lasttag in ("td", "th"):
+                self.rows[-1].append(data)
+
+
+def _page(uri: str, settings) -> _Page:
+    """The page the report's URI points at, read back from the store."""
+    from tasks.storage import Store
+
+    return _Page(Store(settings).read_text(uri))
+
+
 def test_a_sample_drawn_from_the_reference_period_shows_no_dataset_drift(monitored):
     """Rows drawn from the training days (not the reference rows themselves): no feature
     drifts enough to breach, and the report files are a valid page and parseable JSON."""
@@ -87,6 +136,80 @@ def test_a_sample_drawn_from_the_reference_period_shows_no_dataset_drift(monitor
     assert {"html", "body", "script"} <= page.tags
     body = json.loads(Path(result.json).read_text())
     assert body["drift_share"] == result.drift_share and body["evidently"]["metrics"]
+    # the page names its day and model version, in its title and a header opening its body
+    title = f"Flightline drift report, {LATER[0]}, model {scored.version}"
+    shown = _page(result.html, s)
+    assert shown.titles == [title] and shown.first_in_body == ("div", "flightline-report-header")
+    tested = sum(e["threshold"] is not None for e in result.features.values())
+    assert shown.text.startswith(title) and (
+        f"Drift share {result.drift_share:.3f}: {len(result.drifted)} of {tested} tested model features "
+        f"drifted") in shown.text and "Prediction drift: no drift (" in shown.text, shown.text
+    assert "900 rows of the day" in shown.text
+
+
+def test_the_quality_page_shows_the_test_day_figures_beside_the_day(monitored):
+    """The quality page is titled with its day and version, and its header sets the day's
+    figures beside the version's test-day figures from the registry (what the retrain policy
+    compares), with the policy's auc_drop."""
+    from tasks.monitoring.reports import quality_report
+    from tasks.monitoring.scoring import score_day
+    from tasks.training import registry
+
+    s, _ = monitored
+    scored = score_day(LATER[0], s)
+    result = quality_report(scored, s)
+    test_days = registry.show(scored.version, s)["metrics"]
+    assert result.registry_metrics == test_days
+    shown = _page(result.html, s)
+    title = f"Flightline quality report, {LATER[0]}, model {scored.version}"
+    assert shown.titles == [title] and shown.first_in_body == ("div", "flightline-report-header")
+    assert shown.text.startswith(title)
+    assert f"{result.rows:,} labelled rows" in shown.text
+    rows = {r[0]: r[1:] for r in shown.rows}
+    assert rows["metric"] == ["this day", "the version's test days", "difference (day - test days)"]
+    day, reg = result.metrics["roc_auc"], test_days["roc_auc"]
+    assert rows["ROC AUC"] == [f"{day:.4f}", f"{reg:.4f}", f"{day - reg:+.4f}"], rows
+    for label, key in (("PR AUC (average precision)", "pr_auc"), ("log loss", "log_loss"),
+                       ("Brier score", "brier"), ("expected calibration error", "ece")):
+        assert rows[label][:2] == [f"{result.metrics[key]:.4f}", f"{test_days[key]:.4f}"], label
+    assert f"auc_drop (test days - this day) = {result.auc_drop:.4f}" in shown.text
+    assert "compare this day with the version's reference sample" in shown.text
+
+
+def test_a_report_page_header_escapes_what_it_shows():
+    """The header goes after the page's real <body> (not one inside a script's data), replaces
+    its title, and every value in it is escaped; a figure missing on one side is "n/a"."""
+    from tasks.monitoring.reports import PageHeader, QualityResult, _quality_header, titled
+    from tasks.settings import Settings
+
+    hostile = "v1<script>alert(1)</script>&"
+    page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Evidently</title>"
+            "<script>var data = {\"a\": \"<body><title>x</title>\"};</script></head>"
+            "<body class=\"x\"><div id=\"root\"></div></body></html>")
+    out = titled(page, PageHeader(title=f"Flightline drift report, 2013-03-18, model {hostile}",
+                                  lines=[f"drifted: {hostile}"],
+                                  table=[("metric", "day"), (hostile, "0.5")], notes=[hostile]))
+    assert "<script>alert" not in out and out.count("<script>") == 1
+    assert out.count("v1&lt;script&gt;alert(1)&lt;/script&gt;&amp;") == 5
+    shown = _Page(out)
+    assert shown.titles == [f"Flightline drift report, 2013-03-18, model {hostile}"]
+    assert shown.first_in_body == ("div", "flightline-report-header")
+    assert shown.rows == [["metric", "day"], [hostile, "0.5"]]
+    assert '{"a": "<body><title>x</title>"}' in out  # the script's data is left alone
+    assert out.index('<body class="x"><div id="flightline-report-header"') > out.index("</script>")
+    # a page without a title gets one in its head
+    assert "<head><title>t</title><meta" in titled("<html><head><meta></head><body></body></html>",
+                                                   PageHeader("t"))
+
+    result = QualityResult(day="2013-03-18", version=hostile, rows=10,
+                           metrics={"roc_auc": 0.61234, "pr_auc": 0.4, "threshold": 0.5},
+                           registry_metrics={"roc_auc": 0.7, "rows": 1000}, auc_drop=0.08766)
+    header = _quality_header(result, 5000, Settings.from_env({}))
+    assert header.title == f"Flightline quality report, 2013-03-18, model {hostile}"
+    assert list(header.table[1:]) == [("ROC AUC", "0.6123", "0.7000", "-0.0877"),
+                                      ("PR AUC (average precision)", "0.4000", "n/a", "n/a")]
+    assert "auc_drop (test days - this day) = 0.0877" in header.notes[0]
+    assert "recall n/a" in header.lines[0] and "(the version's test days: 1,000)" in header.lines[0]
 
 
 def test_scoring_a_day_again_writes_the_same_rows(monitored):
@@ -312,6 +435,9 @@ def test_served_rows_are_the_production_view_and_skew_is_caught(monitored):
     drift = drift_report(scored, s)
     assert drift.served["rows"] == 200 and 0 <= drift.served["drift_share"] <= 1
     assert Path(drift.served["html"]).name == "drift_served.html" and Path(drift.served["html"]).exists()
+    shown = _page(drift.served["html"], s)
+    assert shown.titles == [f"Flightline served-rows drift report, {day}, model {version}"]
+    assert "200 served rows of the day" in shown.text and "3 of the 200" in shown.text
     assert json.loads(Path(drift.json).read_text())["served"]["skewed"] == 3
     decide_retrain(drift, quality_report(scored, s), s)
     from tasks.monitoring.metrics import read_metrics

@@ -10,16 +10,23 @@
   (``THRESHOLD``), calibration (expected calibration error), beside the version's test-day
   figures from the registry.
 
-Each writes ``reports/monitoring/dt=<day>/<report>.html`` and ``.json``.
+Each writes ``reports/monitoring/dt=<day>/<report>.html`` and ``.json``. Each page is titled
+with its day and model version, and a header above Evidently's content sums it up; the quality
+page's header also sets the day's figures beside the version's test-day figures (what the retrain
+policy compares), since Evidently's own panels compare the day with the reference sample.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
+from html import escape
 from pathlib import Path
 
 from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, NUMERIC_FEATURES
@@ -89,20 +96,158 @@ def _dataset(df, with_label: bool):
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
+@dataclass(frozen=True)
+class PageHeader:
+    """What a report page says above Evidently's content: plain text, escaped when written."""
+
+    title: str
+    lines: Sequence[str] = ()
+    table: Sequence[Sequence[str]] = ()  # the first row names the columns
+    notes: Sequence[str] = ()
+
+
+#: Tokens of an HTML page up to its ``<body>``: comments and raw-text elements are matched whole
+#: (so a ``<body`` or ``<title>`` inside a script's data is never taken for the page's own).
+_PAGE_TOKENS = re.compile(
+    r"<!--.*?-->|<(script|style|textarea|title)\b[^>]*>.*?</\1\s*>|<(/?)(html|head|body)\b[^>]*>",
+    re.IGNORECASE | re.DOTALL)
+_CELL = "padding:3px 14px 3px 0;text-align:{};border-bottom:1px solid #d0d7de"
+
+
+def titled(page: str, header: PageHeader) -> str:
+    """``page`` (a standalone HTML page, such as Evidently's) with ``header.title`` as its
+    ``<title>`` (replacing the page's own, if any) and a header block opening its body: the
+    title, then ``lines``, ``table`` and ``notes``. Inline styles only, no resource to load."""
+    tags: dict[str, tuple[int, int]] = {}  # first title, <html>, <head>, </head>, <body>: span
+    for m in _PAGE_TOKENS.finditer(page):
+        name = (m.group(1) or (m.group(2) or "") + (m.group(3) or "")).lower()
+        if name:  # not a comment
+            tags.setdefault(name, m.span())
+        if name == "body":
+            break
+    th, td = _CELL.format("left"), _CELL.format("right")
+    rows = "".join(
+        "<tr>" + "".join(f'<{cell} style="{th if i == 0 else td}">{escape(text)}</{cell}>'
+                         for i, text in enumerate(row)) + "</tr>"
+        for cell, row in (("th" if r == 0 else "td", row) for r, row in enumerate(header.table)))
+    block = "".join([
+        '<div id="flightline-report-header" style="margin:0;padding:14px 24px;'
+        "background:#f6f8fa;border-bottom:1px solid #d0d7de;color:#1f2328;"
+        "font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;"
+        'font-size:14px;line-height:1.5">',
+        f'<h1 style="margin:0 0 6px;font-size:20px;font-weight:600">{escape(header.title)}</h1>',
+        *(f'<p style="margin:2px 0">{escape(line)}</p>' for line in header.lines),
+        (f'<table style="border-collapse:collapse;margin:8px 0;font-size:13px;'
+         f'font-variant-numeric:tabular-nums">{rows}</table>' if rows else ""),
+        *(f'<p style="margin:6px 0 0;color:#57606a;font-size:13px">{escape(note)}</p>'
+          for note in header.notes),
+        "</div>"])
+    title = f"<title>{escape(header.title)}</title>"
+    # the title replaces the page's own, else opens its head, else goes where the block goes
+    # (without a <body> tag: after the head, else the <html> tag, else first)
+    if "body" in tags:
+        at = tags["body"][1]
+    else:
+        at = next((tags[t][1] for t in ("/head", "head", "html") if t in tags), 0)
+    # (start, end, text), applied from the end of the page: where both go, the title comes first
+    edits = [(at, at, block)]
+    if "title" in tags:
+        edits.append((*tags["title"], title))
+    elif "head" in tags:
+        edits.append((tags["head"][1], tags["head"][1], title))
+    elif "body" in tags:
+        edits.append((tags["body"][0], tags["body"][0], title))
+    else:
+        edits = [(at, at, title + block)]
+    for start, end, text in sorted(edits, key=lambda e: e[0], reverse=True):
+        page = page[:start] + text + page[end:]
+    return page
+
+
 def _publish(day: date, name: str, snapshot, payload: dict, settings: Settings, *,
-             evidently: dict | None = None) -> tuple[str, str]:
-    """Write ``<name>.html`` (Evidently's page) and ``<name>.json`` (our figures and Evidently's
-    own metrics: ``evidently``, else the snapshot's) into the day's report folder; each object
-    is written atomically."""
+             header: PageHeader, evidently: dict | None = None) -> tuple[str, str]:
+    """Write ``<name>.html`` (Evidently's page, ``titled`` with ``header``) and ``<name>.json``
+    (our figures and Evidently's own metrics: ``evidently``, else the snapshot's) into the day's
+    report folder; each object is written atomically."""
     store = Store(settings)
     base = report_dir(day, settings)
     with tempfile.TemporaryDirectory(prefix="flightline-report-") as tmp:
         html = Path(tmp) / f"{name}.html"
         snapshot.save_html(str(html))
+        html.write_text(titled(html.read_text(encoding="utf-8"), header), encoding="utf-8")
         store.upload_file(html, join(base, f"{name}.html"))
     body = {**payload, "evidently": evidently if evidently is not None else snapshot.dict()}
     store.write_text(join(base, f"{name}.json"), json.dumps(body, indent=1, default=str))
     return join(base, f"{name}.html"), join(base, f"{name}.json")
+
+
+def _number(value, digits: int = 4, *, sign: bool = False) -> str:
+    """``value`` to ``digits`` decimals (``+`` shown with ``sign``); "n/a" when there is none."""
+    if value is None or isinstance(value, bool):
+        return "n/a"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if math.isnan(x) else f"{x:{'+' if sign else ''}.{digits}f}"
+
+
+def _drift_header(kind: str, day: str, version: str, rows: str, reference_rows: int,
+                  share: float, features: dict, prediction: dict,
+                  extra: Sequence[str] = ()) -> PageHeader:
+    """The drift page's header: its share of drifted features, prediction drift, the rows."""
+    tested = [c for c, e in features.items() if e.get("threshold") is not None]
+    drifted = sorted(c for c, e in features.items() if e.get("drifted"))
+    untested = len(features) - len(tested)
+    if prediction:
+        verdict = "drifted" if prediction.get("drifted") else "no drift"
+        pred = (f"Prediction drift: {verdict} ({prediction.get('method')}, score "
+                f"{_number(prediction.get('score'))}, threshold {_number(prediction.get('threshold'))}).")
+    else:
+        pred = "Prediction drift: not tested."
+    return PageHeader(
+        title=f"Flightline {kind} report, {day}, model {version}",
+        lines=[f"Drift share {_number(share, 3)}: {len(drifted)} of {len(tested)} tested model features "
+               f"drifted" + (f" ({untested} not tested: no values)" if untested else "") + ". "
+               + pred,
+               f"{rows} against the version's reference sample ({reference_rows:,} training rows)."
+               + "".join(f" {e}" for e in extra),
+               *([f"Drifted: {', '.join(drifted)}."] if drifted else [])])
+
+
+#: The quality figures both the day and the version's test days have, in the order shown.
+_QUALITY_FIGURES = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC (average precision)",
+                    "log_loss": "log loss", "brier": "Brier score",
+                    "ece": "expected calibration error", "positive_rate": "late share"}
+
+
+def _quality_header(result: QualityResult, reference_rows: int,
+                    settings: Settings) -> PageHeader:
+    """The quality page's header: the day's figures beside the version's test days'."""
+    day, reg = result.metrics, result.registry_metrics
+    keys = [k for k in _QUALITY_FIGURES if k == "roc_auc" or k in day or k in reg]
+    keys += sorted(k for k in day.keys() & reg.keys()
+                   if k not in _QUALITY_FIGURES and k != "rows"
+                   and isinstance(day[k], int | float) and isinstance(reg[k], int | float))
+    table = [("metric", "this day", "the version's test days", "difference (day - test days)")]
+    for k in keys:
+        a, b = day.get(k), reg.get(k)
+        diff = (float(a) - float(b) if _number(a) != "n/a" and _number(b) != "n/a" else None)
+        table.append((_QUALITY_FIGURES.get(k, k), _number(a), _number(b), _number(diff, sign=True)))
+    test_rows = f"{reg['rows']:,}" if isinstance(reg.get("rows"), int) else "n/a"
+    at = _number(day.get("threshold"), 2)
+    return PageHeader(
+        title=f"Flightline quality report, {result.day}, model {result.version}",
+        lines=[f"{result.rows:,} labelled rows (the version's test days: {test_rows}). ROC AUC "
+               f"{_number(day.get('roc_auc'))}; precision {_number(day.get('precision'))} and "
+               f"recall {_number(day.get('recall'))} at P(late) >= {at}."],
+        table=table,
+        notes=[f"The retrain policy compares ROC AUC with the version's test days: auc_drop "
+               f"(test days - this day) = {_number(result.auc_drop)}; its quality rule pools the "
+               f"labelled rows of the last {settings.retrain_auc_window_days} days and asks for "
+               f"a retrain at a drop of {settings.retrain_auc_drop} or more. Evidently's panels "
+               f"below compare this day with the version's reference sample "
+               f"({reference_rows:,} training rows), not with the test days."])
 
 
 @cache
@@ -178,16 +323,23 @@ def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftRe
         s_snap, s_features, s_prediction, s_share, s_drifted, s_evidently = _drift(rows, ref, settings)
         served = {**scored.served, "drift_share": s_share, "drifted": s_drifted,
                   "prediction_drift": s_prediction, "features": s_features}
+        skew = (f"Skew: {served.get('skewed')} of the {served.get('compared')} flights this "
+                f"version scored both ways (served and batch) disagree.")
+        header = _drift_header("served-rows drift", scored.day, scored.version,
+                               f"{len(rows):,} served rows of the day", len(ref), s_share,
+                               s_features, s_prediction, [skew])
         served["html"], served["json"] = _publish(day, "drift_served", s_snap, served, settings,
-                                                  evidently=s_evidently)
+                                                  header=header, evidently=s_evidently)
     elif scored.served_rows:
         served = {**scored.served, "drift_share": None,
                   "note": f"{scored.served_rows} served rows: fewer than {SERVED_MIN_ROWS}, no drift report"}
     result = DriftResult(day=scored.day, version=scored.version, rows=len(cur),
                          reference_rows=len(ref), drift_share=share, drifted=drifted,
                          prediction_drift=prediction, features=features, served=served)
+    header = _drift_header("drift", scored.day, scored.version, f"{len(cur):,} rows of the day",
+                           len(ref), share, features, prediction)
     result.html, result.json = _publish(day, "drift", snapshot, result.to_dict(), settings,
-                                        evidently=evidently)
+                                        header=header, evidently=evidently)
     return result
 
 
@@ -217,5 +369,6 @@ def quality_report(scored: Scored, settings: Settings, *, current=None) -> Quali
     drop = round(reg["roc_auc"] - m["roc_auc"], 6) if "roc_auc" in reg else None
     result = QualityResult(day=scored.day, version=scored.version, rows=len(cur), metrics=m,
                            registry_metrics=reg, auc_drop=drop)
-    result.html, result.json = _publish(day, "quality", snapshot, result.to_dict(), settings)
+    result.html, result.json = _publish(day, "quality", snapshot, result.to_dict(), settings,
+                                        header=_quality_header(result, len(ref), settings))
     return result
