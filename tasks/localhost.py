@@ -3,8 +3,9 @@ driver and the tests share (psutil, an Airflow dependency, is imported on use)."
 
 from __future__ import annotations
 
+import signal
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 def free_port() -> int:
@@ -28,3 +29,24 @@ def process_tree(pids: Iterable[int]) -> set[int]:
         except psutil.NoSuchProcess:
             pass
     return found
+
+
+def dies_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A ``preexec_fn`` for ``subprocess`` that has the kernel send the child ``sig`` when the
+    process that started it dies (Linux ``PR_SET_PDEATHSIG``): a task process killed with
+    SIGKILL, which runs no cleanup, then leaves no trainer or server running on its own. None
+    where the kernel has no such call."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def arm() -> None:  # runs in the child, between fork and exec
+        import ctypes
+        import os
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig))  # 1: PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before the call: nobody will send it
+            os.kill(os.getpid(), int(sig))
+
+    return arm

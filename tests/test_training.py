@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -159,8 +158,21 @@ def test_horovod_run_killed_after_an_epoch_resumes_from_its_checkpoint(history, 
     while time.time() < deadline and not (ckpt / "epoch-0001.npz").exists():
         assert proc.poll() is None, "training ended before it could be interrupted"
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)  # a spot interruption: horovodrun and every worker
+    # The launcher alone is killed, as Airflow's task process would be (SIGKILL runs no
+    # cleanup): horovodrun and every rank go with it, none goes on writing checkpoints.
+    import psutil
+
+    from tasks.localhost import process_tree
+
+    tree = process_tree([proc.pid]) - {proc.pid}
+    assert len(tree) >= 3, tree  # horovodrun, its middlemen, the ranks
+    proc.kill()
     proc.wait()
+    deadline = time.time() + 15
+    while alive := [p for p in tree if psutil.pid_exists(p)
+                    and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]:
+        assert time.time() < deadline, [psutil.Process(p).cmdline() for p in alive]
+        time.sleep(0.2)
     done = json.loads((ckpt / "latest.json").read_text())["epoch"]
     assert 1 <= done < 4, "the run must be killed part-way"
     tr, va, _ = _frames(history)
@@ -169,6 +181,12 @@ def test_horovod_run_killed_after_an_epoch_resumes_from_its_checkpoint(history, 
     assert info["resumed_from"] == done
     assert [h["epoch"] for h in info["history"]] == list(range(5))
     assert "resumed" in (tmp_path / "w2" / "train.log").read_text()
+    # Killed once more after its last checkpoint: the retry has no epoch left to train and
+    # still delivers the best epoch's model (its weights were kept beside the checkpoints).
+    folder, again = torch_train.train(tr, va, workdir=tmp_path / "w3", checkpoint_uri=str(ckpt),
+                                      settings=history, workers=2, epochs=5)
+    assert again["resumed_from"] == 4 and again["best_epoch"] == info["best_epoch"]
+    assert (folder / "weights.npz").read_bytes() == (tmp_path / "w2" / "model" / "weights.npz").read_bytes()
 
 
 @pytest.mark.slow

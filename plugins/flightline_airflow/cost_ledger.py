@@ -6,6 +6,12 @@ cost note.
   (:mod:`tasks.cost.ledger`). A task that runs on capacity the spot step chose says so with
   :func:`use_capacity` while it runs; every other attempt is priced as the local machine.
   Recording never fails a task: an error is logged and the attempt is left out.
+- **Attempts that could not report** (scheduler side, when the run finishes): an attempt whose
+  process was killed (SIGKILL, out of memory, its machine gone) runs no listener, and one that
+  ended while the data root was unreachable could not write its row. The run's
+  tries, as Airflow recorded them, are compared with the ledger, and each missing attempt is
+  priced from Airflow's start and end at the local rate (its capacity died with it), with a
+  note saying so. So the ledger has every attempt once.
 - **The run's note** (scheduler side): when a run finishes, its cost line becomes the note's
   ``cost`` section through the REST API, from a short-lived thread, so the scheduler neither waits
   on HTTP nor opens a metadata-DB session of its own.
@@ -90,8 +96,49 @@ def on_task_instance_skipped(previous_state, task_instance):
     _record(task_instance, "skipped")
 
 
+#: What a recovered attempt's ledger row says.
+UNREPORTED = ("ended without reporting its cost (its process was killed, or the ledger was "
+              "unreachable); priced at the local rate")
+
+
+def _record_unreported(api, dag_id: str, run_id: str, settings) -> int:
+    """Record the run's attempts that ended without a ledger row (their process was killed
+    before the listener could run), from Airflow's own record of the tries; how many."""
+    from urllib.parse import quote
+
+    from tasks.cost.ledger import attempt_uri, price_attempt, record
+    from tasks.storage import Store
+
+    def when(value: str) -> datetime:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    store, added = Store(settings), 0
+    run_path = api.run_path(dag_id, run_id)
+    run = api.request("GET", run_path)
+    run_day = when(run["logical_date"]).date() if run.get("logical_date") else None
+    for ti in api.request("GET", f"{run_path}/taskInstances")["task_instances"]:
+        tries = [ti] if (ti.get("try_number") or 0) < 2 else api.request(
+            "GET", f"{run_path}/taskInstances/{quote(ti['task_id'], safe='')}/tries",
+        )["task_instances"]
+        for t in tries:
+            if not (t.get("start_date") and t.get("end_date")):
+                continue
+            attempt = price_attempt(
+                dag_id=dag_id, run_id=run_id, task_id=t["task_id"], map_index=t["map_index"],
+                try_number=t["try_number"], state=str(t.get("state") or "failed"),
+                start=when(t["start_date"]), end=when(t["end_date"]), capacity=None,
+                settings=settings, run_day=run_day, note=UNREPORTED)
+            if not store.exists(attempt_uri(attempt, settings)):
+                record(attempt, settings)
+                added += 1
+                log.info("cost ledger: %s try %s recorded at the run's end: %s", t["task_id"],
+                         t["try_number"], UNREPORTED)
+    return added
+
+
 def _note_cost(dag_id: str, run_id: str) -> None:
-    """Set the run's ``cost`` note section (REST API, as the service user)."""
+    """Record the run's unreported attempts, then set its ``cost`` note section (REST API, as
+    the service user)."""
     try:
         from flightline_airflow.api import AirflowAPI
         from tasks.cost.ledger import run_summary, summary_line
@@ -102,10 +149,12 @@ def _note_cost(dag_id: str, run_id: str) -> None:
         except LookupError as exc:
             log.info("cost note not written (%s)", exc)
             return
-        summary = run_summary(dag_id, run_id, Settings.from_env())
-        if not summary["attempts"]:
-            return
+        settings = Settings.from_env()
         with api:
+            _record_unreported(api, dag_id, run_id, settings)
+            summary = run_summary(dag_id, run_id, settings)
+            if not summary["attempts"]:
+                return
             api.set_note_section(dag_id, run_id, "cost", summary_line(summary))
         log.info("cost note for %s %s: %s", dag_id, run_id, summary_line(summary))
     except Exception as exc:

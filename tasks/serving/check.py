@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.localhost import free_port, process_tree
+from tasks.localhost import dies_with_parent, free_port, process_tree
 from tasks.results import Result
 from tasks.serving.package import Packaged, bentoml_env, ensure_local
 from tasks.settings import Settings
@@ -87,8 +87,10 @@ def serving(bento: str, settings: Settings, *, port: int | None = None, predicti
             [str(exe) if exe.exists() else "bentoml", "serve", bento, "--host", "127.0.0.1",
              "--port", str(port)],
             env=bentoml_env(settings, **extra), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=tempfile.gettempdir())
-        # (a new session keeps a Ctrl-C meant for the caller from reaching the server directly)
+            start_new_session=True, cwd=tempfile.gettempdir(),
+            preexec_fn=dies_with_parent(signal.SIGTERM))
+        # (a new session keeps a Ctrl-C meant for the caller from reaching the server directly;
+        # if the caller is killed, the server is told to stop its workers and exit)
         url = f"http://127.0.0.1:{port}"
 
         def tail() -> str:

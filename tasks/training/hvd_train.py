@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                     best = {"valid_logloss": row["valid_logloss"], "epoch": epoch}
                     out_dir.mkdir(parents=True, exist_ok=True)
                     state_to_npz(model, out_dir / "weights.npz", extra={"epoch": epoch})
+                    # kept beside the checkpoints (before latest.json names this epoch): an
+                    # attempt that resumes past its best epoch takes the best weights from here
+                    store.upload_file(out_dir / "weights.npz", join(ckpt_uri, "best.npz"))
                 state_to_npz(model, local, base_opt,
                              extra={"epoch": epoch, "history": history, "best": best})
                 name = f"epoch-{epoch:04d}.npz"
@@ -138,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             hvd.shutdown()
             return INTERRUPTED_EXIT
     if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not (out_dir / "weights.npz").exists():  # resumed, no better epoch since: the best
+            store.download(join(ckpt_uri, "best.npz"), out_dir / "weights.npz")  # of an earlier attempt
         (out_dir / "result.json").write_text(json.dumps({
             "history": history, "best": best, "workers": size, "resumed_from": resumed_from,
             "device": str(device)}, indent=1))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.localhost import dies_with_parent
 from tasks.settings import Settings
 
 DEFAULTS = {"epochs": 6, "batch_size": 512, "lr": 1e-3, "seed": 13, "hidden": [128, 64],
@@ -59,8 +60,10 @@ def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, settings: S
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads_per_worker"]))
     t = time.perf_counter()
     with open(workdir / "train.log", "a") as log:
+        # The ranks die with this process: horovodrun gets SIGKILL, and its per-rank
+        # middlemen then kill their ranks (a killed attempt leaves none writing checkpoints).
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                              timeout=time_budget_s)
+                              timeout=time_budget_s, preexec_fn=dies_with_parent())
     seconds = time.perf_counter() - t
     from tasks.cost.interruption import INTERRUPTED_EXIT, SpotInterrupted
 
