@@ -72,6 +72,7 @@ class LiveAirflow:
         self.token = ""
         self.stop_seconds: float | None = None
         self.left_behind: list[int] = []
+        self.refused = 0  # requests the API server refused with a 503 (then retried)
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LiveAirflow:
@@ -147,6 +148,10 @@ class LiveAirflow:
 
     def stack_output(self) -> str:
         return (self.workdir / "stack.log").read_text()
+
+    def restarts(self, component: str = "scheduler") -> int:
+        """How many times the supervisor saw ``component`` exit (and restarted it)."""
+        return self.stack_output().count(f"{component} exited")
 
     # ------------------------------------------------------------------ HTTP
     def password(self, user: str) -> str:
@@ -259,6 +264,8 @@ class LiveAirflow:
             try:
                 return self.request("POST", "/api/v2/backfills", body)
             except ApiError as exc:
+                if exc.status == 503:
+                    self.refused += 1
                 if exc.status != 503 or attempt == attempts - 1:
                     raise
                 time.sleep(min(2 + attempt, 10))
