@@ -35,18 +35,21 @@ def dies_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
     """A ``preexec_fn`` for ``subprocess`` that has the kernel send the child ``sig`` when the
     process that started it dies (Linux ``PR_SET_PDEATHSIG``): a task process killed with
     SIGKILL, which runs no cleanup, then leaves no trainer or server running on its own. None
-    where the kernel has no such call."""
+    where the kernel has no such call. Call it right before starting the child."""
+    import ctypes
+    import os
     import sys
 
     if not sys.platform.startswith("linux"):
         return None
+    # Resolved here, in the parent: between fork and exec the child only calls into libc (an
+    # import there could wait forever on a lock another thread of the parent held).
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent, number = os.getpid(), int(sig)
 
     def arm() -> None:  # runs in the child, between fork and exec
-        import ctypes
-        import os
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig))  # 1: PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before the call: nobody will send it
-            os.kill(os.getpid(), int(sig))
+        prctl(1, number)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the call: nobody will send it
+            os.kill(os.getpid(), number)
 
     return arm
