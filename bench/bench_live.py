@@ -103,11 +103,19 @@ def main() -> None:
         last_after = first + timedelta(days=args.days)  # run_after range end (exclusive day)
         t = time.perf_counter()
         restarts = af.restarts()
-        af.backfill("flightline_daily", first.isoformat(), last_after.isoformat(),
-                    max_active_runs=args.active)
-        time.sleep(3)
-        ids = [r["dag_run_id"] for r in af.runs("flightline_daily") if r["run_type"] == "backfill"]
-        finished = af.wait_runs("flightline_daily", ids, timeout=3 * 3600)
+        try:
+            af.backfill("flightline_daily", first.isoformat(), last_after.isoformat(),
+                        max_active_runs=args.active)
+            time.sleep(3)
+            ids = [r["dag_run_id"] for r in af.runs("flightline_daily")
+                   if r["run_type"] == "backfill"]
+            finished = af.wait_runs("flightline_daily", ids, timeout=3 * 3600)
+        except Exception as exc:  # e.g. the supervisor gave up on a component: say so
+            print(f"  the backfill did not finish: {type(exc).__name__}: {str(exc)[:300]}")
+            print(f"  scheduler restarts: {af.restarts() - restarts}; requests refused (503): "
+                  f"{af.refused}")
+            print("  stack: " + " | ".join(af.stack_output().strip().splitlines()[-3:]))
+            return
         backfill_wall = time.perf_counter() - t
         monitored = None
         if args.monitoring:
