@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
-from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, FEATURES_ASSET, logical_day
+from flightline_airflow import DAG_TAGS_BASE, FEATURES_ASSET, default_args, logical_day
 from flightline_airflow.deployment import Deployment
 from flightline_airflow.operators import QualityGateOperator
 from flightline_airflow.step_tasks import flow_task, run_declared, step_task
@@ -50,7 +50,7 @@ DEPLOY = Deployment.from_env()  # the schedule, which steps run as pods
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=2,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(),
     tags=[*DAG_TAGS_BASE, "data", "daily"],
     doc_md=__doc__,
     params={

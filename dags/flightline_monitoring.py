@@ -32,9 +32,9 @@ import pendulum
 from airflow.sdk import Param, PartitionedAssetTimetable, dag, task
 from flightline_airflow import (
     DAG_TAGS_BASE,
-    DEFAULT_ARGS,
     FEATURES_ASSET,
     RETRAIN_ASSET,
+    default_args,
     event_day,
 )
 from flightline_airflow.notifiers import retrain_notifier
@@ -52,7 +52,7 @@ SETTINGS = Settings.from_env()  # environment only: which steps run as Kubernete
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # days in order: the policy counts consecutive days
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(),
     tags=[*DAG_TAGS_BASE, "monitoring"],
     doc_md=__doc__,
     params={

@@ -53,7 +53,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, task
-from flightline_airflow import DAG_TAGS_BASE, DEFAULT_ARGS, RETRAIN_ASSET, event_day
+from flightline_airflow import DAG_TAGS_BASE, RETRAIN_ASSET, default_args, event_day
 from flightline_airflow.deployment import Deployment
 from flightline_airflow.step_tasks import step_task
 
@@ -264,7 +264,7 @@ def check_and_release(packaged: dict, **context) -> dict:
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(),
     tags=[*DAG_TAGS_BASE, "training"],
     doc_md=__doc__,
     params=PARAMS,

@@ -81,13 +81,14 @@ def _s3_error(exc: BaseException) -> tuple[str, int | None, str] | None:
 def _storage_errors(action: str, uri: str) -> Iterator[None]:
     """Turn the errors of one operation on ``uri`` into :class:`ObjectMissing` or a named
     :class:`StorageError` (s3fs raises OSError subclasses with botocore's error as the cause)."""
+    from aiohttp import ClientError as HTTPClientError
     from botocore.exceptions import BotoCoreError
 
     try:
         yield
     except StorageError:
         raise
-    except BotoCoreError as exc:  # connection reset or refused, read timeout, cut-off body
+    except (BotoCoreError, HTTPClientError) as exc:  # reset or refused, timed out, cut off
         code = type(exc).__name__
         raise StorageError(
             f"cannot {action} {uri}: {code}: {exc}. This is a storage error, not missing or bad "
@@ -138,7 +139,7 @@ def join(base: str, *parts: str) -> str:
 def filesystem(uri: str, settings: Settings) -> AbstractFileSystem:
     """The fsspec filesystem for ``uri``: s3fs for ``s3://`` (on the configured endpoint, with
     no listing cache: other processes write the same prefixes), else the local one. fsspec keeps
-    one instance per process and thread for the same arguments."""
+    one instance per process for the same arguments (a new one after a fork)."""
     import fsspec
 
     if not is_s3(uri):
@@ -206,11 +207,16 @@ class Store:
     def download(self, uri: str, local_path: str | Path) -> Path:
         local_path = Path(local_path)
         local_path.parent.mkdir(parents=True, exist_ok=True)
-        with _storage_errors("download", uri):
-            if is_s3(uri):
-                self.fs(uri).get_file(uri, str(local_path))
-            else:
-                shutil.copyfile(uri, local_path)
+        tmp = local_path.with_name(f".{local_path.name}.part-{uuid.uuid4().hex}")
+        try:  # a download cut off leaves no partial file under the name
+            with _storage_errors("download", uri):
+                if is_s3(uri):
+                    self.fs(uri).get_file(uri, str(tmp))
+                else:
+                    shutil.copyfile(uri, tmp)
+            os.replace(tmp, local_path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return local_path
 
     # ---------------------------------------------------------------- folders
@@ -224,14 +230,19 @@ class Store:
                 entries = fs.ls(uri, detail=False)
         except ObjectMissing:
             return []
-        names = {e.rstrip("/").rsplit("/", 1)[-1] for e in entries}
+        own = fs._strip_protocol(uri).rstrip("/")  # a folder marker, or the URI a file
+        names = {e.rstrip("/").rsplit("/", 1)[-1] for e in entries if e.rstrip("/") != own}
         return sorted(n for n in names if n)
 
     def walk_files(self, uri: str) -> Iterator[str]:
         """Every file URI below a folder, recursively, sorted."""
         fs = self.fs(uri)
+        prefix = uri.rstrip("/") + "/"
         with _storage_errors("list", uri):
-            found = fs.find(uri.rstrip("/") + "/") if fs.isdir(uri) else []
+            if is_s3(uri):  # (s3fs's isdir would take a missing bucket for an empty folder)
+                found = [p for p in fs.find(prefix) if f"s3://{p}".startswith(prefix)]
+            else:
+                found = fs.find(prefix) if fs.isdir(uri) else []
         for path in sorted(found):
             yield f"s3://{path}" if is_s3(uri) else path
 
@@ -345,7 +356,7 @@ class Store:
             if rel == SUCCESS:
                 continue
             with _storage_errors("copy", file_uri):
-                fs.copy(file_uri, join(final_uri, rel))
+                fs.cp_file(file_uri, join(final_uri, rel))  # one server-side copy
         self.write_bytes(join(final_uri, SUCCESS), b"")
         self.delete_tree(stage)
         return final_uri

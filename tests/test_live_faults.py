@@ -114,12 +114,18 @@ def _committed_once(data: Path, zone: str, day: str) -> None:
     assert leftovers == [], leftovers
 
 
-def _ledger(af: LiveAirflow, dag_id: str, run_id: str):
+def _ledger(af: LiveAirflow, dag_id: str, run_id: str, attempts: int | None = None):
+    """The run's ledger rows; with ``attempts``, once it holds that many (the attempts that
+    could not report are recorded by the scheduler after the run ends)."""
     from tasks.cost.ledger import read_ledger
     from tasks.settings import Settings
 
     settings = Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(af.data)})
-    return read_ledger(settings, dag_id=dag_id, run_id=run_id)
+    deadline = time.monotonic() + 90
+    while len(rows := read_ledger(settings, dag_id=dag_id, run_id=run_id)) < (attempts or 0):
+        assert time.monotonic() < deadline, rows[["task_id", "try_number", "note"]]
+        time.sleep(2)
+    return rows
 
 
 def test_task_killed_mid_spark_is_retried_and_publishes_once(live):
@@ -142,9 +148,10 @@ def test_task_killed_mid_spark_is_retried_and_publishes_once(live):
         _committed_once(live.data, zone, SPARK_DAY)
     live.monitored.append(SPARK_DAY)
     live.wait_monitoring(live.monitored)  # the day's one event: one monitoring run
-    ledger = _ledger(live, "flightline_daily", rid)
+    ledger = _ledger(live, "flightline_daily", rid, attempts=len(daily.FLOW.task_ids) + 1)
     rows = ledger[ledger["task_id"] == "build_features"]
     assert sorted(rows["try_number"]) == [1, 2], rows
+    assert "killed" in rows[rows["try_number"] == 1]["note"].iloc[0], rows
     assert not ledger.duplicated(["task_id", "map_index", "try_number"]).any()
 
 
@@ -178,7 +185,8 @@ def test_scheduler_killed_mid_backfill_loses_no_day(live):
     live.monitored += BACKFILL_DAYS
     live.wait_monitoring(live.monitored)  # each day once, none lost, none twice
     for r in finished:
-        ledger = _ledger(live, "flightline_daily", r["dag_run_id"])
+        tries = sum(ti["try_number"] for ti in live.task_instances("flightline_daily", r["dag_run_id"]))
+        ledger = _ledger(live, "flightline_daily", r["dag_run_id"], attempts=tries)
         assert not ledger.duplicated(["task_id", "map_index", "try_number"]).any(), ledger
         assert set(daily.FLOW.task_ids) <= set(ledger["task_id"]), ledger
 
@@ -227,6 +235,6 @@ def test_training_killed_mid_epoch_resumes_from_its_checkpoint(live):
 
     card = registry.show(value["version"], Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(live.data)}))
     assert card["trainer"]["resumed_from"] is not None, card["trainer"]  # from the killed epoch
-    ledger = _ledger(live, "flightline_training", rid)
+    ledger = _ledger(live, "flightline_training", rid, attempts=len(tries))
     rows = ledger[ledger["task_id"] == "train_torch_horovod"]
     assert sorted(rows["try_number"]) == [t["try_number"] for t in tries], rows

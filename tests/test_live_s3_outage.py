@@ -3,8 +3,8 @@
 The stack (SQLite, schedules on) keeps its data root in a bucket of a real moto server on
 loopback, reached through a TCP relay that the test can take down: while it is down, every
 connection to "S3" is refused and the open ones are cut, as when an endpoint or its network goes
-away; moto keeps its objects. The run must come through on Airflow's retries (30 s, then 60 s
-here), with nothing half-published, the day monitored once, and every attempt in the cost ledger
+away; moto keeps its objects. The run must come through on Airflow's retries (30 to 60 s,
+then 60 to 120 s here: Airflow spreads each exponential wait), with nothing half-published, the day monitored once, and every attempt in the cost ledger
 once (the attempts that could not write their row while S3 was away are recorded when the run
 ends).
 """
@@ -62,6 +62,9 @@ class Relay:
                 client, _ = server.accept()
             except OSError:
                 return  # closed: down
+            if self.is_down:  # one that raced the close: refused all the same
+                client.close()
+                return
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target))
             except OSError:
@@ -88,6 +91,10 @@ class Relay:
 
     def down(self) -> None:
         self.is_down = True
+        try:  # wakes the thread blocked in accept() (close alone does not) and frees the port
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._server.close()
         with self._lock:
             conns, self._conns = self._conns, []

@@ -193,6 +193,15 @@ def test_missing_objects_and_buckets_on_moto(s3_settings):
     assert not isinstance(err.value, ObjectMissing)
     assert err.value.code == "NoSuchBucket" and err.value.uri == no_bucket
     assert no_bucket in str(err.value) and "NoSuchBucket" in str(err.value)
+    # Nor is a folder in a missing bucket an empty one (nothing staged, nothing to publish).
+    folder = "s3://flightline-no-such-bucket/lake/features/.dt=2013-01-15.stage-x"
+    with pytest.raises(StorageError) as err:
+        store.is_folder(folder)
+    assert not isinstance(err.value, ObjectMissing) and err.value.code == "NoSuchBucket"
+    # A folder listing names what is inside, never the folder itself or its parent's entries.
+    store.write_text(s3_settings.zone("landing") + "/dt=2013-01-16/flights.csv", "x")
+    assert store.list(s3_settings.zone("landing") + "/dt=2013-01-16") == ["flights.csv"]
+    assert store.list(s3_settings.zone("landing") + "/dt=2013-01-16/flights.csv") == []
 
 
 S3_ERROR = """<?xml version="1.0" encoding="UTF-8"?>

@@ -8,15 +8,14 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 
-def _default_args() -> dict:
+def default_args() -> dict:
+    """The DAGs' default task arguments; the retry delay is a deployment setting. Called by
+    each DAG file (a bad setting fails its parse, visibly), never when the plugin loads."""
     from flightline_airflow.deployment import Deployment
 
     return {"owner": "flightline", "retries": 2,
             "retry_delay": timedelta(seconds=Deployment.from_env().retry_delay_seconds),
             "retry_exponential_backoff": True}
-
-
-DEFAULT_ARGS = _default_args()
 
 DAG_TAGS_BASE = ["flightline"]
 

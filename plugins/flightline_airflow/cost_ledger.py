@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from airflow.listeners import hookimpl
@@ -101,11 +102,31 @@ UNREPORTED = ("ended without reporting its cost (its process was killed, or the 
               "unreachable); priced at the local rate")
 
 
-def _record_unreported(api, dag_id: str, run_id: str, settings) -> int:
-    """Record the run's attempts that ended without a ledger row (their process was killed
-    before the listener could run), from Airflow's own record of the tries; how many."""
+#: A task's own listener writes its row just after Airflow marks the attempt ended (it runs
+#: after the state is sent): a missing row is only taken as unreported this long after the end.
+GRACE_S = 15.0
+
+
+def _tries(api, run_path: str) -> Iterator[dict]:
+    """Every try Airflow recorded for the run's task instances (mapped ones included)."""
     from urllib.parse import quote
 
+    tis = api.request("GET", f"{run_path}/taskInstances", params={"limit": 1000})
+    for ti in tis["task_instances"]:
+        if (ti.get("try_number") or 0) < 2:
+            yield ti
+            continue
+        index = ti.get("map_index")
+        mapped = f"/{index}" if index is not None and index >= 0 else ""
+        yield from api.request("GET", f"{run_path}/taskInstances/"
+                                      f"{quote(ti['task_id'], safe='')}{mapped}/tries")["task_instances"]
+
+
+def _record_unreported(api, dag_id: str, run_id: str, settings) -> int:
+    """Record the run's attempts that ended without a ledger row (their process was killed
+    before the listener could run, or the ledger was unreachable), from Airflow's own record
+    of the tries; how many. Tasks that never ran (skipped or upstream-failed by the scheduler:
+    try 0, no process) have none."""
     from tasks.cost.ledger import attempt_uri, price_attempt, record
     from tasks.storage import Store
 
@@ -116,23 +137,26 @@ def _record_unreported(api, dag_id: str, run_id: str, settings) -> int:
     run_path = api.run_path(dag_id, run_id)
     run = api.request("GET", run_path)
     run_day = when(run["logical_date"]).date() if run.get("logical_date") else None
-    for ti in api.request("GET", f"{run_path}/taskInstances")["task_instances"]:
-        tries = [ti] if (ti.get("try_number") or 0) < 2 else api.request(
-            "GET", f"{run_path}/taskInstances/{quote(ti['task_id'], safe='')}/tries",
-        )["task_instances"]
-        for t in tries:
-            if not (t.get("start_date") and t.get("end_date")):
+    for t in _tries(api, run_path):
+        if (t.get("try_number") or 0) < 1 or not (t.get("start_date") and t.get("end_date")):
+            continue
+        attempt = price_attempt(
+            dag_id=dag_id, run_id=run_id, task_id=t["task_id"], map_index=t["map_index"],
+            try_number=t["try_number"], state=str(t.get("state") or "failed"),
+            start=when(t["start_date"]), end=when(t["end_date"]), capacity=None,
+            settings=settings, run_day=run_day, note=UNREPORTED)
+        uri = attempt_uri(attempt, settings)
+        if store.exists(uri):
+            continue
+        wait = GRACE_S - (datetime.now(UTC) - when(t["end_date"])).total_seconds()
+        if wait > 0:  # its own listener may still be writing it
+            time.sleep(wait)
+            if store.exists(uri):
                 continue
-            attempt = price_attempt(
-                dag_id=dag_id, run_id=run_id, task_id=t["task_id"], map_index=t["map_index"],
-                try_number=t["try_number"], state=str(t.get("state") or "failed"),
-                start=when(t["start_date"]), end=when(t["end_date"]), capacity=None,
-                settings=settings, run_day=run_day, note=UNREPORTED)
-            if not store.exists(attempt_uri(attempt, settings)):
-                record(attempt, settings)
-                added += 1
-                log.info("cost ledger: %s try %s recorded at the run's end: %s", t["task_id"],
-                         t["try_number"], UNREPORTED)
+        record(attempt, settings)
+        added += 1
+        log.info("cost ledger: %s try %s recorded at the run's end: %s", t["task_id"],
+                 t["try_number"], UNREPORTED)
     return added
 
 

@@ -51,7 +51,7 @@ def _inside(zone: str, uri: str) -> bool:
 #: no login on its requests), scripts and styles inline or from this origin only, no fetch/XHR,
 #: no forms, framed by the UI only. Links still open (a top-level navigation carries the login).
 CONTENT_SECURITY_POLICY = "; ".join((
-    "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-downloads",
+    "sandbox allow-scripts allow-popups allow-downloads",
     "default-src 'none'",
     "script-src 'self' 'unsafe-inline' 'unsafe-eval'",  # Vega compiles its expressions
     "style-src 'self' 'unsafe-inline'",

@@ -30,9 +30,12 @@ BENTO_NAME = "flightline"
 #: Version files a Bento does not need (evaluation plots, monitoring's reference sample).
 SKIP_SUFFIXES = (".png", ".parquet")
 #: Packages the service imports, per model family (pinned as in requirements.txt).
+#: The storage layer (an S3 data root: the prediction log) needs fsspec and s3fs, whose
+#: aiobotocore holds botocore to the pinned release.
+STORAGE = ["boto3", "botocore", "fsspec", "s3fs", "aiobotocore"]
 PACKAGES = {
-    "xgboost": ["xgboost", "numpy", "pandas", "pyarrow", "boto3"],
-    "torch-horovod": ["torch", "numpy", "pandas", "pyarrow", "boto3"],
+    "xgboost": ["xgboost", "numpy", "pandas", "pyarrow", *STORAGE],
+    "torch-horovod": ["torch", "numpy", "pandas", "pyarrow", *STORAGE],
 }
 
 

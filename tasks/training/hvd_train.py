@@ -115,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 local = Path(tmp) / "ckpt.npz"
                 if row["valid_logloss"] < best["valid_logloss"]:
-                    best = {"valid_logloss": row["valid_logloss"], "epoch": epoch}
+                    # kept beside the checkpoints under the epoch's name (before latest.json
+                    # names this epoch): an attempt that resumes past its best epoch takes the
+                    # weights its checkpoint's ``best`` names, not a later attempt's
+                    best = {"valid_logloss": row["valid_logloss"], "epoch": epoch,
+                            "file": f"best-{epoch:04d}.npz"}
                     out_dir.mkdir(parents=True, exist_ok=True)
                     state_to_npz(model, out_dir / "weights.npz", extra={"epoch": epoch})
-                    # kept beside the checkpoints (before latest.json names this epoch): an
-                    # attempt that resumes past its best epoch takes the best weights from here
-                    store.upload_file(out_dir / "weights.npz", join(ckpt_uri, "best.npz"))
+                    store.upload_file(out_dir / "weights.npz", join(ckpt_uri, best["file"]))
                 state_to_npz(model, local, base_opt,
                              extra={"epoch": epoch, "history": history, "best": best})
                 name = f"epoch-{epoch:04d}.npz"
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not (out_dir / "weights.npz").exists():  # resumed, no better epoch since: the best
-            store.download(join(ckpt_uri, "best.npz"), out_dir / "weights.npz")  # of an earlier attempt
+            store.download(join(ckpt_uri, best["file"]), out_dir / "weights.npz")  # from before
         (out_dir / "result.json").write_text(json.dumps({
             "history": history, "best": best, "workers": size, "resumed_from": resumed_from,
             "device": str(device)}, indent=1))
