@@ -77,11 +77,8 @@ def main() -> None:
     with LiveAirflow(work, env, db=args.db, schedules=args.monitoring) as af:
         af.wait_dags("flightline_daily")
         print(f"  Spark Connect warm-up at start: {af.wait_spark_warm()}", flush=True)
-        if args.monitoring:  # the nightly run the schedule starts at once
-            while not (nightly := [r for r in af.runs("flightline_daily")
-                                   if r["run_type"] == "scheduled"]):
-                time.sleep(2)
-            af.wait_run("flightline_daily", nightly[0]["dag_run_id"])
+        if args.monitoring:  # the nightly run the schedule starts at once, and its monitoring
+            af.wait_nightly()
         for label, day in (("first run", args.day), ("second run", args.day2)):
             t = time.perf_counter()
             run = af.trigger("flightline_daily", conf={"day": day})

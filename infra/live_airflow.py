@@ -73,6 +73,7 @@ class LiveAirflow:
         self.stop_seconds: float | None = None
         self.left_behind: list[int] = []
         self.refused = 0  # requests the API server refused with a 503 (then retried)
+        self.monitored: list[str] = []  # days the monitoring DAG ran for (wait_nightly)
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LiveAirflow:
@@ -230,6 +231,21 @@ class LiveAirflow:
                 return run
             time.sleep(2)
         raise TimeoutError(f"{dag_id} {run_id} not finished in {timeout} s")
+
+    def wait_nightly(self, timeout: float = 600) -> list[str]:
+        """With schedules on (catchup off), the daily DAG's schedule starts one run at once, for
+        yesterday: wait for it and for its monitoring run. Sets and returns ``monitored``, the
+        days the monitoring DAG has run for so far (none if the nightly run failed)."""
+        deadline = time.monotonic() + 300
+        while not (nightly := [r for r in self.runs("flightline_daily")
+                               if r["run_type"] == "scheduled"]):
+            if time.monotonic() > deadline:
+                raise TimeoutError("no scheduled run of flightline_daily")
+            time.sleep(2)
+        done = self.wait_run("flightline_daily", nightly[0]["dag_run_id"], timeout=timeout)
+        self.monitored = [done["logical_date"][:10]] if done["state"] == "success" else []
+        self.wait_monitoring(self.monitored)
+        return self.monitored
 
     def post_features_event(self, day: str) -> dict:
         """The features Asset's event for ``day`` (partitioned by it), as ``publish_features``

@@ -96,13 +96,7 @@ def live(request, tmp_path_factory):
         af.start()
         af.data = data
         af.wait_dags("flightline_daily", "flightline_training", "flightline_monitoring")
-        deadline = time.time() + 300
-        while not (nightly := [r for r in af.runs("flightline_daily") if r["run_type"] == "scheduled"]):
-            assert time.time() < deadline, "no scheduled run of flightline_daily"
-            time.sleep(2)
-        done = af.wait_run("flightline_daily", nightly[0]["dag_run_id"], timeout=600)
-        af.monitored = [done["logical_date"][:10]] if done["state"] == "success" else []
-        af.wait_monitoring(af.monitored)
+        af.wait_nightly()
         yield af
     finally:
         af.stop()

@@ -65,13 +65,7 @@ def live(tmp_path_factory):
         # Schedules on: the nightly run for "yesterday" starts at once; let it and its
         # monitoring run finish first, and keep the training DAG to the runs the tests start.
         af.request("PATCH", "/api/v2/dags/flightline_training", {"is_paused": True})
-        deadline = time.time() + 300
-        while not (nightly := [r for r in af.runs("flightline_daily") if r["run_type"] == "scheduled"]):
-            assert time.time() < deadline, "no scheduled run of flightline_daily"
-            time.sleep(2)
-        done = af.wait_run("flightline_daily", nightly[0]["dag_run_id"], timeout=600)
-        af.monitored = [done["logical_date"][:10]] if done["state"] == "success" else []
-        af.wait_monitoring(af.monitored)
+        af.wait_nightly()
         yield af
     finally:
         af.stop()

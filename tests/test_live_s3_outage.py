@@ -139,13 +139,7 @@ def live(tmp_path_factory, moto_server):
         af.relay, af.bucket, af.settings_env = relay, bucket, full
         af.wait_dags("flightline_daily", "flightline_monitoring")
         af.request("PATCH", "/api/v2/dags/flightline_training", {"is_paused": True})
-        deadline = time.time() + 300
-        while not (nightly := [r for r in af.runs("flightline_daily") if r["run_type"] == "scheduled"]):
-            assert time.time() < deadline, "no scheduled run of flightline_daily"
-            time.sleep(2)
-        done = af.wait_run("flightline_daily", nightly[0]["dag_run_id"], timeout=600)
-        af.monitored = [done["logical_date"][:10]] if done["state"] == "success" else []
-        af.wait_monitoring(af.monitored)
+        af.wait_nightly()
         yield af
     finally:
         if relay.is_down:
