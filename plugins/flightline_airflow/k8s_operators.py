@@ -95,6 +95,11 @@ class StepPodOperator(KubernetesPodOperator):
         return result
 
     def cleanup(self, pod, remote_pod, xcom_result=None, context=None) -> None:
+        """The provider's cleanup (the pod is deleted, whatever its end), then the failure told
+        by what happened to the pod: a spot reclaim or exit 75 becomes :class:`SpotInterrupted`
+        (retried, resumed); an image that cannot be pulled fails without retries, naming it; a
+        pod never scheduled names the scheduler's reason."""
+        fresh = self._read(pod) if remote_pod is not None and not self._killed else None
         try:
             super().cleanup(pod, remote_pod, xcom_result=xcom_result, context=context)
         except Exception as exc:
@@ -102,10 +107,60 @@ class StepPodOperator(KubernetesPodOperator):
 
             if isinstance(exc, AirflowSkipException):
                 raise
-            if _exit_code(remote_pod, self.base_container_name) == INTERRUPTED_EXIT:
-                raise _spot_interrupted(f"{self.step}: pod stopped by a spot interruption notice "
-                                        "after its last checkpoint; the retry resumes") from exc
+            why = pod_failure(self.step, fresh or remote_pod, self.base_container_name,
+                              self.schedule_timeout_seconds)
+            if why is not None:
+                raise why from exc
             raise
+
+    def _read(self, pod):
+        try:
+            return self.pod_manager.read_pod(pod)
+        except Exception:  # gone already (deleted, or its node with it): judged on what we had
+            return None
+
+
+#: Why a container cannot start because of its image: no retry will change that.
+IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+#: A pod ended by its node going away: spot reclaim, drain, node shutdown, eviction.
+RECLAIMED = {"Terminated", "NodeShutdown", "Shutdown", "Evicted", "NodeLost", "DeletionByPodGC"}
+
+
+def pod_failure(step: str, remote_pod, container: str, schedule_timeout: int | None) -> Exception | None:
+    """The exception that says why pod ``remote_pod`` of ``step`` failed, or None when its own
+    exit is the whole story (the provider's error, with the container's message, stands)."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    if remote_pod is None or remote_pod.status is None:
+        return None
+    status, name = remote_pod.status, remote_pod.metadata.name
+    if _exit_code(remote_pod, container) == INTERRUPTED_EXIT:
+        return _spot_interrupted(f"{step}: pod stopped by a spot interruption notice after its last "
+                                 "checkpoint; the retry resumes")
+    disrupted = next((c for c in status.conditions or []
+                      if c.type == "DisruptionTarget" and c.status == "True"), None)
+    if disrupted is not None or (status.phase == "Failed" and status.reason in RECLAIMED):
+        reason = status.reason or disrupted.reason
+        message = status.message or (disrupted.message if disrupted else "") or ""
+        return _spot_interrupted(f"{step}: pod {name} was stopped with its node ({reason}: {message}); "
+                                 "the retry resumes from the last checkpoint")
+    for s in status.container_statuses or []:
+        waiting = s.state.waiting if s.state else None
+        if waiting is not None and waiting.reason in IMAGE_ERRORS:
+            return AirflowFailException(
+                f"{step}: image {s.image} cannot be pulled ({waiting.reason}: {waiting.message or ''}); "
+                "not retried: fix the image name or tag (FLIGHTLINE_K8S_IMAGE, FLIGHTLINE_K8S_GPU_IMAGE) "
+                "or the registry's pull secret")
+    if status.phase == "Pending":
+        unscheduled = next((c for c in status.conditions or []
+                            if c.type == "PodScheduled" and c.status != "True"), None)
+        if unscheduled is not None or not status.conditions:
+            why = unscheduled.message if unscheduled is not None and unscheduled.message else "no reason given"
+            return AirflowException(f"{step}: pod {name} was not scheduled within {schedule_timeout} s: "
+                                    f"{why}; the pod was deleted")
+        return AirflowException(f"{step}: pod {name} was scheduled but did not start within its start-up "
+                                "limit; the pod was deleted")
+    return None
 
 
 def _exit_code(remote_pod, container: str) -> int | None:
@@ -256,22 +311,41 @@ class HorovodMPIJobOperator(BaseOperator):
         name = f"hvd-{ti.run_id}-{ti.try_number}".lower()
         name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)[:50].strip("-")
         body = self.manifest(name, options, capacity)
-        hook = KubernetesHook(conn_id="kubernetes_default", in_cluster=True)
+        hook = KubernetesHook(conn_id="kubernetes_default")
         ns = self.settings.k8s_namespace
         hook.create_custom_object(MPI_GROUP, MPI_VERSION, MPI_PLURAL, body, ns)
+        self._job = (hook, name, ns)  # for on_kill
         self.log.info("MPIJob %s/%s: %d nodes x %d GPUs", ns, name, self.settings.horovod_nodes,
                       self.settings.cost_job_gpus)
         try:
             state = self._wait(hook, name, ns)
             self._launcher_log(hook, name, ns)
+            failed = self._failed_pods(hook, name, ns) if state != "Succeeded" else ""
         finally:
-            hook.delete_custom_object(MPI_GROUP, MPI_VERSION, MPI_PLURAL, name, ns)
+            self._delete(hook, name, ns)
         if state != "Succeeded":
-            raise RuntimeError(f"MPIJob {name} ended {state}")
+            raise RuntimeError(f"MPIJob {name} ended {state}" + (f": {failed}" if failed else ""))
         from tasks.storage import Store
 
         # The launcher wrote it to the data root; Airflow's workers mount the same volume there.
         return json.loads(Store(self.settings).read_text(f"{self.settings.zone('models')}/.results/{name}.json"))
+
+    def on_kill(self) -> None:
+        """The task was killed or cleared: the MPIJob goes, and with it (the garbage collector,
+        by owner) its launcher and workers."""
+        job = getattr(self, "_job", None)
+        if job is not None:
+            self._delete(*job)
+
+    def _delete(self, hook, name: str, ns: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            hook.delete_custom_object(MPI_GROUP, MPI_VERSION, MPI_PLURAL, name, ns)
+            self.log.info("MPIJob %s/%s deleted (its pods go with it)", ns, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def _wait(self, hook, name: str, ns: str) -> str:
         deadline = time.monotonic() + self.settings.k8s_deadline_s + 900
@@ -284,12 +358,33 @@ class HorovodMPIJobOperator(BaseOperator):
             time.sleep(self.poll_s)
         return "TimedOut"
 
+    def _job_pods(self, hook, name: str, ns: str, role: str | None = None):
+        selector = f"training.kubeflow.org/job-name={name}"
+        if role:
+            selector += f",training.kubeflow.org/job-role={role}"
+        return hook.core_v1_client.list_namespaced_pod(ns, label_selector=selector).items
+
+    def _failed_pods(self, hook, name: str, ns: str) -> str:
+        """Which of the job's pods failed and why (its container's reason and exit code): what
+        ended the job, in the task's error."""
+        told = []
+        for pod in self._job_pods(hook, name, ns):
+            for s in (pod.status.container_statuses or []) if pod.status else []:
+                end = s.state.terminated if s.state else None
+                if end is not None and end.exit_code != 0:
+                    told.append(f"{pod.metadata.name} ({s.name}) {end.reason or 'Error'}, exit {end.exit_code}"
+                                + (f": {end.message}" if end.message else ""))
+        return "; ".join(told)
+
     def _launcher_log(self, hook, name: str, ns: str) -> None:
-        pods = hook.core_v1_client.list_namespaced_pod(
-            ns, label_selector=f"training.kubeflow.org/job-name={name},training.kubeflow.org/job-role=launcher")
-        for pod in pods.items:
-            self.log.info("launcher %s:\n%s", pod.metadata.name,
-                          hook.core_v1_client.read_namespaced_pod_log(pod.metadata.name, ns))
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            for pod in self._job_pods(hook, name, ns, "launcher"):
+                self.log.info("launcher %s:\n%s", pod.metadata.name,
+                              hook.core_v1_client.read_namespaced_pod_log(pod.metadata.name, ns))
+        except ApiException as exc:  # the log is a courtesy; the job's end is what counts
+            self.log.warning("MPIJob %s: the launcher's log could not be read (%s)", name, exc.reason)
 
 
 def pod_operator_for(task_id: str, inputs: list, *, settings, capacity=None, prepare=None,

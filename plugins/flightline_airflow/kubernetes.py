@@ -158,8 +158,11 @@ def operator_kwargs(task_id: str, settings, *, gpu: bool = False) -> dict[str, A
             allow_privilege_escalation=False, capabilities=k8s.V1Capabilities(drop=["ALL"])),
         "get_logs": True,  # the container's output streams into the Airflow task log
         "do_xcom_push": True,
-        "on_finish_action": "delete_succeeded_pod",  # a failed pod stays for `kubectl describe`
+        # Every pod goes when its task ends, failed ones too (nothing left to pay for or to
+        # clean by hand); what `kubectl describe` would show is in the task log first.
+        "on_finish_action": "delete_pod",
+        "log_events_on_failure": True,
         "startup_timeout_seconds": 900,  # a spot GPU node may take minutes to join
+        # Airflow's connection says where the API server is (in-cluster when it names none).
         "kubernetes_conn_id": "kubernetes_default",
-        "in_cluster": True,
     }
