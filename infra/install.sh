@@ -5,6 +5,10 @@
 #   3. every other pin from requirements.txt;
 #   4. horovod, built against the installed torch with the C++17 compiler wrapper;
 #   5. this project, editable, so `import tasks` and the `flightline` CLI work everywhere.
+# With CUDA (FLIGHTLINE_CUDA=1, or auto: nvidia-smi lists a GPU), torch must come with CUDA
+# (FLIGHTLINE_TORCH_INDEX names the index, e.g. https://download.pytorch.org/whl/cu130) and
+# horovod is built with NCCL (HOROVOD_GPU_OPERATIONS=NCCL) from the nvidia-nccl wheel, for this
+# machine's GPU architectures; CUDA's compiler (nvcc) must be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,10 +40,19 @@ if ! command -v chromium >/dev/null; then
   fi
 fi
 
+cuda=0
+case "${FLIGHTLINE_CUDA:-auto}" in
+  1) cuda=1 ;;
+  auto) if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then cuda=1; fi ;;
+  0) ;;
+  *) echo "install: FLIGHTLINE_CUDA must be auto, 1 or 0" >&2; exit 1 ;;
+esac
+
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 stamp=.venv/.flightline-installed
-want=$(cat requirements.txt pyproject.toml infra/install.sh infra/cxx17.sh | sha256sum | cut -d' ' -f1)
+want=$( (cat requirements.txt infra/requirements-images.txt pyproject.toml infra/install.sh infra/cxx17.sh
+         echo "cuda=$cuda") | sha256sum | cut -d' ' -f1)
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   echo "install: .venv is up to date"
   exit 0
@@ -48,18 +61,54 @@ fi
 pin() { grep -E "^$1==" requirements.txt | head -1; }
 echo "install: tooling and torch"
 "${PIP[@]}" install -q "$(pin pip)" "$(pin setuptools)" "$(pin wheel)"
-"${PIP[@]}" install -q "$(pin torch)"
+torch_index=()
+[[ -n ${FLIGHTLINE_TORCH_INDEX:-} ]] && torch_index=(--index-url "$FLIGHTLINE_TORCH_INDEX")
+"${PIP[@]}" install -q "${torch_index[@]}" "$(pin torch)"
+torch_cuda() { .venv/bin/python -c 'import sys, torch; sys.exit(0 if torch.version.cuda else 1)'; }
+if [[ $cuda == 1 ]] && ! torch_cuda; then
+  echo "install: torch without CUDA installed; reinstalling $(pin torch) with CUDA"
+  "${PIP[@]}" install -q --force-reinstall --no-deps "${torch_index[@]}" "$(pin torch)"
+  torch_cuda || { echo "install: the index has no CUDA build of $(pin torch); set FLIGHTLINE_TORCH_INDEX" \
+                       "(e.g. https://download.pytorch.org/whl/cu130)" >&2; exit 1; }
+fi
 
 echo "install: requirements.txt (without horovod, built next)"
 grep -vE '^(horovod|torch)==' requirements.txt > .venv/requirements-no-horovod.txt
 "${PIP[@]}" install -q -r .venv/requirements-no-horovod.txt
 
-if ! .venv/bin/horovodrun --check-build 2>/dev/null | grep -q '\[X\] PyTorch'; then
-  echo "install: building $(pin horovod) against torch (several minutes; cached by pip afterwards)"
-  CXX="$ROOT/infra/cxx17.sh" CMAKE_POLICY_VERSION_MINIMUM=3.5 \
-  HOROVOD_WITH_PYTORCH=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
-  HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 \
-    "${PIP[@]}" install -q --no-build-isolation "$(pin horovod)"
+# Horovod with NCCL: CMake needs a libnccl.so beside the wheel's libnccl.so.2, the GPUs'
+# architectures, and CUDA's compiler. A CPU build in pip's cache must not be reused.
+gpu_build=()
+built=('\[X\] PyTorch')
+if [[ $cuda == 1 ]]; then
+  nvcc=$(command -v nvcc || compgen -G '/usr/local/cuda*/bin/nvcc' | head -1 || true)
+  [[ -n $nvcc ]] || { echo "install: CUDA's compiler (nvcc) is needed to build horovod with NCCL" >&2; exit 1; }
+  cuda_home=${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "$nvcc")")")}
+  "${PIP[@]}" install -q "$(grep -E '^nvidia-nccl-cu13==' infra/requirements-images.txt)"
+  nccl_pkg=$(.venv/bin/python -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))')
+  mkdir -p .venv/nccl/lib
+  ln -sfn "$nccl_pkg/include" .venv/nccl/include
+  ln -sf "$nccl_pkg/lib/libnccl.so.2" .venv/nccl/lib/libnccl.so
+  archs=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | tr -d ' .' | sort -u | paste -sd, -)
+  gpu_build=(HOROVOD_GPU_OPERATIONS=NCCL HOROVOD_NCCL_INCLUDE="$ROOT/.venv/nccl/include"
+             HOROVOD_NCCL_LIB="$ROOT/.venv/nccl/lib" HOROVOD_NCCL_LINK=SHARED
+             HOROVOD_BUILD_CUDA_CC_LIST="$archs" CUDA_HOME="$cuda_home" PATH="$cuda_home/bin:$PATH")
+  built+=('\[X\] NCCL')
+fi
+horovod_ok() {
+  local check
+  check=$(.venv/bin/horovodrun --check-build 2>/dev/null) || return 1
+  for b in "${built[@]}"; do grep -q "$b" <<<"$check" || return 1; done
+}
+if ! horovod_ok; then
+  echo "install: building $(pin horovod) against torch$([[ $cuda == 1 ]] && echo ' with NCCL') (several minutes)"
+  "${PIP[@]}" uninstall -q -y horovod 2>/dev/null || true
+  cache=()
+  [[ $cuda == 1 ]] && cache=(--no-cache-dir)  # never the CPU build pip may have cached
+  env CXX="$ROOT/infra/cxx17.sh" CMAKE_POLICY_VERSION_MINIMUM=3.5 \
+    HOROVOD_WITH_PYTORCH=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
+    HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 "${gpu_build[@]}" \
+    "${PIP[@]}" install -q --no-build-isolation "${cache[@]}" "$(pin horovod)"
 fi
 
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
@@ -68,6 +117,8 @@ echo "install: checking"
 .venv/bin/horovodrun --check-build | tee .venv/horovod-check.txt
 grep -q '\[X\] PyTorch' .venv/horovod-check.txt && grep -q '\[X\] Gloo' .venv/horovod-check.txt || {
   echo "install: horovod was built without PyTorch or Gloo" >&2; exit 1; }
+[[ $cuda == 0 ]] || grep -q '\[X\] NCCL' .venv/horovod-check.txt || {
+  echo "install: horovod was built without NCCL" >&2; exit 1; }
 .venv/bin/python - <<'PY'
 import importlib.metadata as md
 import pyspark

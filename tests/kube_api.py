@@ -29,6 +29,7 @@ import copy
 import itertools
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -146,8 +147,8 @@ class Cluster:
     """The API server on ``127.0.0.1:<port>`` in a thread of its own; ``kubeconfig`` points at it.
 
     ``scripts`` maps a label value (``flightline.io/step``, or an MPI role ``launcher``/
-    ``worker``, or ``spark-executor``) to the :class:`Script` its pods follow; unmatched pods run
-    their own command."""
+    ``worker``, or ``executor``) to the :class:`Script` its pods follow, or to a function of the
+    pod giving one (e.g. by its ``try_number`` label); unmatched pods run their own command."""
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
@@ -391,7 +392,10 @@ class Cluster:
         labels = pod["metadata"].get("labels", {})
         for key in ("spark-role", "training.kubeflow.org/job-role", "flightline.io/step"):
             if labels.get(key) in self.scripts:
-                return self.scripts[labels[key]]
+                script = self.scripts[labels[key]]
+                return script(pod) if callable(script) else script
+        if labels.get("spark-role") == "executor":  # an executor waits for its driver's work
+            return Script(run="scripted", hang=3600)
         return Script()
 
     def _start_kubelet(self, pod: dict) -> None:
@@ -496,7 +500,9 @@ class Cluster:
                 for a in main.get("args", [])]
         self.envs[name] = env  # what the process saw
         if script.run == "own":
-            exe = str(Path(sys.executable).parent / main["command"][0])
+            exe = shutil.which(main["command"][0], path=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
+            if exe is None:
+                raise FileNotFoundError(f"{name}: no {main['command'][0]} here to run")
             argv = [exe, *args]
         else:
             result_file = args[args.index("--result-file") + 1] if "--result-file" in args else ""

@@ -48,7 +48,7 @@ class Task:
                 "FLIGHTLINE_TEST_STEP": step, "FLIGHTLINE_TEST_INPUTS": json.dumps(inputs),
                 "FLIGHTLINE_TEST_TASK_KWARGS": json.dumps(kwargs or {}),
                 "FLIGHTLINE_TEST_PREPARE": prepare,
-                "FLIGHTLINE_DATA_ROOT": str(self.root), "FLIGHTLINE_K8S_DATA_PVC": "",
+                "FLIGHTLINE_DATA_ROOT": str(self.root), "FLIGHTLINE_K8S_DATA_MOUNT": str(self.root),
                 "FLIGHTLINE_K8S_SPARK_EXECUTORS": "0", **(env or {})}
         self.log = tmp_path / f"{step}.log"
         self._out = self.log.open("w")
@@ -163,20 +163,14 @@ def test_a_spot_interruption_is_retried_on_demand_after_the_limit(cluster, tmp_p
     from tasks.cost.ledger import read_ledger
     from tasks.settings import Settings
 
+    done = Script(run="scripted", logs=["round 20"], result={"version": "v0001"})
     if how == "node reclaimed":
-        script = Script(run="scripted", logs=["round 20"], hang=2, result={"version": "v0001"},
-                        reclaim_after=1.0)
-    else:  # the first try exits 75, the second succeeds
-        script = Script(run="scripted", logs=["round 20"], result={"version": "v0001"})
-    cluster.scripts["train-xgboost"] = script
-    if how == "exit 75":
-        original = cluster._script
-
-        def by_try(pod):
-            first = pod["metadata"]["labels"].get("try_number") == "1"
-            return Script(run="scripted", logs=["spot notice: checkpointed"], exit_code=75) if first \
-                else original(pod)
-        cluster._script = by_try
+        cluster.scripts["train-xgboost"] = Script(run="scripted", logs=["round 20"], hang=2,
+                                                  result={"version": "v0001"}, reclaim_after=1.0)
+    else:  # the first try's pod exits 75 (a notice, checkpointed), the second succeeds
+        notice = Script(run="scripted", logs=["spot notice: checkpointed"], exit_code=75)
+        cluster.scripts["train-xgboost"] = lambda pod: notice if pod["metadata"]["labels"].get(
+            "try_number") == "1" else done
     task = Task(cluster, tmp_path, "train_xgboost", SPLIT, prepare="xgboost",
                 kwargs={**FAST, "gpu": True, "capacity": SPOT, "retries": 2, "retry_delay": 0},
                 env={"FLIGHTLINE_SPOT_MAX_INTERRUPTIONS": "1"})

@@ -383,3 +383,18 @@ def test_the_window_ends_at_the_newest_published_day_by_default(settings):
     assert newest_published(settings, date(2026, 12, 6)) == date(2013, 3, 5)
     assert newest_published(settings, date(2013, 3, 4)) == date(2013, 3, 2)
     assert newest_published(settings, date(2013, 3, 1)) is None
+
+
+def test_the_gpu_check_says_when_there_is_no_gpu_and_exits_0(tmp_path):
+    """`bench/gpu_check.sh` on a machine without an NVIDIA GPU: says so, installs nothing."""
+    root = Path(__file__).resolve().parent.parent
+    bin_dir = tmp_path / "bin"  # an nvidia-smi that lists no GPU, as on a host without a driver
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'No devices were found'\nexit 6\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = subprocess.run(["bash", str(root / "bench" / "gpu_check.sh")], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "no NVIDIA GPU on this machine" in out.stdout
+    assert "install:" not in out.stdout + out.stderr

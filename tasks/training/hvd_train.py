@@ -38,10 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     rank, size = hvd.rank(), hvd.size()
     torch.set_num_threads(max(1, int(cfg.get("threads_per_worker", 1))))
     torch.manual_seed(cfg["seed"])
-    use_gpu = bool(cfg.get("gpu")) and torch.cuda.is_available()
+    use_gpu = bool(cfg.get("gpu"))
+    if use_gpu and not torch.cuda.is_available():  # never a silent CPU run when a GPU was asked
+        raise SystemExit(f"rank {rank}: training on GPU was asked, but torch {torch.__version__} "
+                         "sees no CUDA device (a CPU-only torch wheel, or no driver)")
     device = torch.device(f"cuda:{hvd.local_rank()}" if use_gpu else "cpu")
     if use_gpu:
         torch.cuda.set_device(hvd.local_rank())
+    if rank == 0:
+        print(f"horovod: {size} rank(s) on {device}"
+              + (f" ({torch.cuda.get_device_name(device)}, NCCL built: {hvd.nccl_built()})" if use_gpu else ""),
+              flush=True)
 
     data = np.load(cfg["data"], allow_pickle=False)
     prep = json.loads(Path(cfg["prep"]).read_text())

@@ -35,6 +35,12 @@ def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, settings: S
 
     if not 1 <= workers <= 64:
         raise ValueError(f"horovod workers must be between 1 and 64, got {workers}")
+    if gpu and not settings.horovod_hostfile:
+        # NCCL needs one GPU per rank ("Duplicate GPU detected" otherwise): on this machine,
+        # at most as many ranks as it has GPUs.
+        from tasks.training.hardware import gpu_names
+
+        workers = max(1, min(workers, len(gpu_names()) or 1))
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     xn, xc, y, prep = prepare(train_df)
