@@ -6,7 +6,7 @@
 # Without a GPU it says so and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+if [[ $(nvidia-smi -L 2>/dev/null || true) != *"GPU "* ]]; then
   echo "gpu_check: no NVIDIA GPU on this machine (nvidia-smi lists none): nothing to check"
   exit 0
 fi

@@ -46,7 +46,7 @@ while read -r path; do add "$path"; done < <(
 echo "build-images: infra/Dockerfile -> $tag"
 buildah bud --format docker --network host "${mounts[@]}" \
   --build-arg AIRFLOW_IMAGE=localhost/airflow-standin:3.11 \
-  --build-arg TORCH_INDEX="${TORCH_INDEX:-https://pypi.org/simple}" \
+  ${TORCH_INDEX:+--build-arg TORCH_INDEX="$TORCH_INDEX"} \
   -f infra/Dockerfile -t "$tag" .
 echo "build-images: checking $tag: its tools, then one day's features built inside it"
 ctr=$(buildah from "$tag")

@@ -43,7 +43,11 @@ fi
 cuda=0
 case "${FLIGHTLINE_CUDA:-auto}" in
   1) cuda=1 ;;
-  auto) if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then cuda=1; fi ;;
+  auto)  # a GPU and CUDA's compiler; a driver alone (no toolkit) keeps the CPU install
+    if [[ $(nvidia-smi -L 2>/dev/null || true) == *"GPU "* ]]; then
+      if command -v nvcc >/dev/null || compgen -G '/usr/local/cuda*/bin/nvcc' >/dev/null; then cuda=1
+      else echo "install: a GPU but no nvcc: installing for CPU (FLIGHTLINE_CUDA=1 to insist)" >&2; fi
+    fi ;;
   0) ;;
   *) echo "install: FLIGHTLINE_CUDA must be auto, 1 or 0" >&2; exit 1 ;;
 esac
@@ -67,7 +71,8 @@ torch_index=()
 torch_cuda() { .venv/bin/python -c 'import sys, torch; sys.exit(0 if torch.version.cuda else 1)'; }
 if [[ $cuda == 1 ]] && ! torch_cuda; then
   echo "install: torch without CUDA installed; reinstalling $(pin torch) with CUDA"
-  "${PIP[@]}" install -q --force-reinstall --no-deps "${torch_index[@]}" "$(pin torch)"
+  "${PIP[@]}" uninstall -q -y torch  # a +cpu build satisfies the pin: pip would keep it
+  "${PIP[@]}" install -q "${torch_index[@]}" "$(pin torch)"  # with the nvidia-* runtime it needs
   torch_cuda || { echo "install: the index has no CUDA build of $(pin torch); set FLIGHTLINE_TORCH_INDEX" \
                        "(e.g. https://download.pytorch.org/whl/cu130)" >&2; exit 1; }
 fi

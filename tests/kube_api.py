@@ -161,6 +161,7 @@ class Cluster:
         self.requests: list[tuple[str, str]] = []
         self.envs: dict[str, dict[str, str]] = {}  # pod name -> its container's environment
         self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._pumps: set[asyncio.Task] = set()
         self._kubelets: dict[str, asyncio.Task] = {}
         self._rv = itertools.count(1)
         self._loop = asyncio.new_event_loop()
@@ -194,6 +195,8 @@ class Cluster:
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     @property
     def url(self) -> str:
@@ -518,7 +521,7 @@ class Cluster:
         async def pump():
             async for raw in proc.stdout:
                 lines.append((time.time(), raw.decode(errors="replace").rstrip("\n")))
-        asyncio.create_task(pump())
+        self._pumps.add(asyncio.create_task(pump()))
         return proc
 
     async def _stop_process(self, name: str, grace: float) -> None:

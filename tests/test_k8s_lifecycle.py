@@ -57,8 +57,14 @@ class Task:
 
     def finish(self, timeout: float = 240) -> tuple[str, object, str]:
         """The task's state, its XCom and the whole output (the task log included)."""
-        self.proc.wait(timeout)
-        self._out.close()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            self._out.close()
         out = self.log.read_text()
         lines = {ln.split(" ", 1)[0]: ln.split(" ", 1)[1] for ln in out.splitlines()
                  if ln.startswith(("STATE ", "RESULT ", "RUN "))}
@@ -242,6 +248,8 @@ def test_a_killed_task_leaves_no_pod_behind(cluster, tmp_path, what):
     finally:
         if task.proc.poll() is None:
             task.proc.kill()
+            task.proc.wait()
+        task._out.close()
 
 
 # ------------------------------------------------------------------------------ MPIJob

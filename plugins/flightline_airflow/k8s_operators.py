@@ -107,23 +107,37 @@ class StepPodOperator(KubernetesPodOperator):
 
             if isinstance(exc, AirflowSkipException):
                 raise
-            why = pod_failure(self.step, fresh or remote_pod, self.base_container_name,
-                              self.schedule_timeout_seconds)
+            if fresh is self.GONE:  # vanished with its node while it ran: a reclaim
+                raise _spot_interrupted(f"{self.step}: pod {pod.metadata.name} disappeared with its node "
+                                        "before it ended; the retry resumes from the last checkpoint") from exc
+            # unreadable now: the provider's snapshot, only if it shows the pod's end
+            ended = getattr(getattr(remote_pod, "status", None), "phase", None) in ("Failed", "Succeeded")
+            judged = fresh if fresh is not None else (remote_pod if ended else None)
+            why = pod_failure(self.step, judged, self.base_container_name, self.schedule_timeout_seconds)
             if why is not None:
                 raise why from exc
             raise
 
+    GONE = object()  # what _read answers for a pod the API server no longer has
+
     def _read(self, pod):
+        """The pod as the API server has it now (the snapshot the provider hands ``cleanup`` on a
+        failure is the one taken at creation); GONE when it has none; None when unreadable."""
+        from kubernetes.client.exceptions import ApiException
+
         try:
             return self.pod_manager.read_pod(pod)
-        except Exception:  # gone already (deleted, or its node with it): judged on what we had
+        except ApiException as exc:
+            return self.GONE if exc.status == 404 else None
+        except Exception:
             return None
 
 
 #: Why a container cannot start because of its image: no retry will change that.
 IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 #: A pod ended by its node going away: spot reclaim, drain, node shutdown, eviction.
-RECLAIMED = {"Terminated", "NodeShutdown", "Shutdown", "Evicted", "NodeLost", "DeletionByPodGC"}
+#: (Not "Evicted": a kubelet evicts for the pod's own disk or memory pressure too.)
+RECLAIMED = {"Terminated", "NodeShutdown", "Shutdown", "NodeLost", "DeletionByPodGC"}
 
 
 def pod_failure(step: str, remote_pod, container: str, schedule_timeout: int | None) -> Exception | None:
@@ -131,7 +145,7 @@ def pod_failure(step: str, remote_pod, container: str, schedule_timeout: int | N
     exit is the whole story (the provider's error, with the container's message, stands)."""
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    if remote_pod is None or remote_pod.status is None:
+    if remote_pod is None or not hasattr(remote_pod, "status") or remote_pod.status is None:
         return None
     status, name = remote_pod.status, remote_pod.metadata.name
     if _exit_code(remote_pod, container) == INTERRUPTED_EXIT:
@@ -139,7 +153,8 @@ def pod_failure(step: str, remote_pod, container: str, schedule_timeout: int | N
                                  "checkpoint; the retry resumes")
     disrupted = next((c for c in status.conditions or []
                       if c.type == "DisruptionTarget" and c.status == "True"), None)
-    if disrupted is not None or (status.phase == "Failed" and status.reason in RECLAIMED):
+    if status.reason != "Evicted" and (disrupted is not None or (status.phase == "Failed"
+                                                                  and status.reason in RECLAIMED)):
         reason = status.reason or disrupted.reason
         message = status.message or (disrupted.message if disrupted else "") or ""
         return _spot_interrupted(f"{step}: pod {name} was stopped with its node ({reason}: {message}); "
@@ -147,6 +162,13 @@ def pod_failure(step: str, remote_pod, container: str, schedule_timeout: int | N
     for s in status.container_statuses or []:
         waiting = s.state.waiting if s.state else None
         if waiting is not None and waiting.reason in IMAGE_ERRORS:
+            from airflow.providers.cncf.kubernetes.utils.pod_manager import (
+                detect_pod_terminate_early_issues,
+            )
+
+            if detect_pod_terminate_early_issues(remote_pod) is None:  # rate limit, registry outage
+                return AirflowException(f"{step}: image {s.image} could not be pulled yet "
+                                        f"({waiting.reason}: {waiting.message or ''}); retried")
             return AirflowFailException(
                 f"{step}: image {s.image} cannot be pulled ({waiting.reason}: {waiting.message or ''}); "
                 "not retried: fix the image name or tag (FLIGHTLINE_K8S_IMAGE, FLIGHTLINE_K8S_GPU_IMAGE) "
@@ -349,8 +371,15 @@ class HorovodMPIJobOperator(BaseOperator):
 
     def _wait(self, hook, name: str, ns: str) -> str:
         deadline = time.monotonic() + self.settings.k8s_deadline_s + 900
+        from kubernetes.client.exceptions import ApiException
+
         while time.monotonic() < deadline:
-            job = hook.get_custom_object(MPI_GROUP, MPI_VERSION, MPI_PLURAL, name, ns)
+            try:
+                job = hook.get_custom_object(MPI_GROUP, MPI_VERSION, MPI_PLURAL, name, ns)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return "Deleted"
+                raise
             for cond in (job.get("status") or {}).get("conditions") or []:
                 if cond.get("type") in ("Succeeded", "Failed") and cond.get("status") == "True":
                     self.log.info("MPIJob %s: %s (%s)", name, cond["type"], cond.get("message", ""))
@@ -366,9 +395,15 @@ class HorovodMPIJobOperator(BaseOperator):
 
     def _failed_pods(self, hook, name: str, ns: str) -> str:
         """Which of the job's pods failed and why (its container's reason and exit code): what
-        ended the job, in the task's error."""
+        ended the job, in the task's error ("" when they cannot be listed)."""
+        from kubernetes.client.exceptions import ApiException
+
         told = []
-        for pod in self._job_pods(hook, name, ns):
+        try:
+            pods = self._job_pods(hook, name, ns)
+        except ApiException:
+            return ""
+        for pod in pods:
             for s in (pod.status.container_statuses or []) if pod.status else []:
                 end = s.state.terminated if s.state else None
                 if end is not None and end.exit_code != 0:

@@ -38,9 +38,12 @@ def train(train_df, valid_df, *, workdir: Path, checkpoint_uri: str, settings: S
     if gpu and not settings.horovod_hostfile:
         # NCCL needs one GPU per rank ("Duplicate GPU detected" otherwise): on this machine,
         # at most as many ranks as it has GPUs.
-        from tasks.training.hardware import gpu_names
+        import torch
 
-        workers = max(1, min(workers, len(gpu_names()) or 1))
+        visible = torch.cuda.device_count()  # honours CUDA_VISIBLE_DEVICES
+        if visible and workers > visible:
+            print(f"horovod: {workers} workers asked, {visible} GPU(s) visible: running {visible}")
+            workers = visible
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     xn, xc, y, prep = prepare(train_df)
