@@ -93,12 +93,10 @@ def _flow(s) -> dict:
 
 
 def _frames(s, split: dict):
-    from datetime import date as d
-
     from tasks.features.staging import read_features
 
     def days(key):
-        return [d.fromisoformat(x) for x in split[key]]
+        return [date.fromisoformat(x) for x in split[key]]
 
     return read_features(days("train_days"), s), read_features(days("valid_days"), s)
 

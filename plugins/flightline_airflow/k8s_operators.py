@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk import BaseOperator
+from kubernetes.client.exceptions import ApiException
 
 from flightline_airflow import kubernetes as kube
 from flightline_airflow.operators import MonitoringReportLink
@@ -123,8 +124,6 @@ class StepPodOperator(KubernetesPodOperator):
     def _read(self, pod):
         """The pod as the API server has it now (the snapshot the provider hands ``cleanup`` on a
         failure is the one taken at creation); GONE when it has none; None when unreadable."""
-        from kubernetes.client.exceptions import ApiException
-
         try:
             return self.pod_manager.read_pod(pod)
         except ApiException as exc:
@@ -360,8 +359,6 @@ class HorovodMPIJobOperator(BaseOperator):
             self._delete(*job)
 
     def _delete(self, hook, name: str, ns: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             hook.delete_custom_object(MPI_GROUP, MPI_VERSION, MPI_PLURAL, name, ns)
             self.log.info("MPIJob %s/%s deleted (its pods go with it)", ns, name)
@@ -371,8 +368,6 @@ class HorovodMPIJobOperator(BaseOperator):
 
     def _wait(self, hook, name: str, ns: str) -> str:
         deadline = time.monotonic() + self.settings.k8s_deadline_s + 900
-        from kubernetes.client.exceptions import ApiException
-
         while time.monotonic() < deadline:
             try:
                 job = hook.get_custom_object(MPI_GROUP, MPI_VERSION, MPI_PLURAL, name, ns)
@@ -396,8 +391,6 @@ class HorovodMPIJobOperator(BaseOperator):
     def _failed_pods(self, hook, name: str, ns: str) -> str:
         """Which of the job's pods failed and why (its container's reason and exit code): what
         ended the job, in the task's error ("" when they cannot be listed)."""
-        from kubernetes.client.exceptions import ApiException
-
         told = []
         try:
             pods = self._job_pods(hook, name, ns)
@@ -412,8 +405,6 @@ class HorovodMPIJobOperator(BaseOperator):
         return "; ".join(told)
 
     def _launcher_log(self, hook, name: str, ns: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             for pod in self._job_pods(hook, name, ns, "launcher"):
                 self.log.info("launcher %s:\n%s", pod.metadata.name,
