@@ -30,10 +30,20 @@ form below; the run note starts with which.
 5. **package_champion**: when the champion is not the released model (it just moved), a
    BentoML service of it is built and its archive kept beside the version in the model store;
    skipped otherwise.
-6. **check_and_release**: the Bento is started with `bentoml serve` on loopback and must answer
+6. **check_serving**: the Bento is started with `bentoml serve` on loopback and must answer
    the version's test days exactly as the offline model (within 1e-6), under the p99 latency
-   bound, and refuse a malformed request with a 400; only then does the `released` alias move.
-   A failed check keeps the previous release and fails the task with the reason.
+   bound, and refuse a malformed request with a 400; the released model is scored on the same
+   test days for the reviewer. A failed check keeps the previous release and fails the task
+   with the reason.
+7. **approve_release**: with the *Release approval* Param `on` (default
+   `FLIGHTLINE_RELEASE_APPROVAL`), the run waits in **Required actions** for a person to
+   approve or reject, shown the candidate against the released model (ROC AUC, PR AUC,
+   calibration, the baselines), the serving figures, the window, the run's cost and the
+   evaluation plots; no answer in time rejects. `auto` approves and records it; `off` skips
+   the wait.
+8. **release**: the `released` alias moves when approved; a rejection keeps the current
+   release. The decision (who, when, why) joins the release history
+   (`flightline models releases`) and the run's note.
 
 Every task attempt is priced into the cost ledger (the trainers at the chosen capacity, the
 rest as the local machine); each task's **Cost** button shows the run's ledger, and the run's
@@ -54,12 +64,14 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 from flightline_airflow import DAG_TAGS_BASE, RETRAIN_ASSET, default_args, event_day
+from flightline_airflow.approval import ReleaseApprovalOperator
 from flightline_airflow.deployment import Deployment
-from flightline_airflow.step_tasks import step_task
+from flightline_airflow.step_tasks import run_declared, step_task
 
 from tasks.settings import Settings
 
 SETTINGS = Settings.from_env()  # environment only: which steps run as Kubernetes pods
+DEPLOYMENT = Deployment.from_env()  # the schedule, the release approval's default and time-out
 
 
 def _end_day(context):
@@ -99,6 +111,12 @@ PARAMS = {
                         description="The run is refused before any capacity is requested when "
                                     "its estimate (the chosen capacity's price x each trainer's "
                                     "expected duration) exceeds this."),
+    "release_approval": Param(DEPLOYMENT.release_approval, type="string", enum=["off", "auto", "on"],
+                              title="Release approval",
+                              description="on: a person approves or rejects the release in "
+                                          "Required actions (no answer in time: rejected); auto: "
+                                          "approved automatically and recorded; off: released "
+                                          "once the serving check passes."),
     "margin": Param(0.002, type="number", minimum=0, maximum=0.1, title="Promotion margin",
                     description="0 to 0.1. ROC AUC the challenger must gain over the champion."),
 }
@@ -236,16 +254,13 @@ def package_champion(decision: dict, **context) -> dict:
 
 
 @task
-def check_and_release(packaged: dict, **context) -> dict:
+def check_serving(packaged: dict, **context) -> dict:
     from flightline_airflow.run_notes import release_note, write_run_note
 
-    from tasks.flows import serving
     from tasks.serving.check import ServingCheckFailed
-    from tasks.serving.package import Packaged
 
     try:
-        release = serving.check_and_release(Packaged.from_dict(packaged),
-                                            Settings.from_env()).to_dict()
+        checked = run_declared("serving.check_serving", [packaged])
     except ServingCheckFailed as exc:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -253,14 +268,35 @@ def check_and_release(packaged: dict, **context) -> dict:
         if exc.transient:
             raise  # a busy machine, a server that did not start: the retry may pass
         raise AirflowFailException(str(exc)) from exc  # predictions differ: no retry
-    print(f"RELEASED {release['bento']}: {release['figures']}")
-    write_run_note(context, release_note(release))
-    return release
+    f = checked["figures"]
+    print(f"serving check passed for {checked['bento']}: {f}")
+    write_run_note(context, f"Serving check passed: {checked['bento']} (parity "
+                            f"{f.get('max_abs_diff_batch', 0):.1g} over {f.get('rows')} rows, "
+                            f"p99 {f.get('p99_ms')} ms).")
+    return checked
+
+
+@task
+def release(checked: dict, approval: dict, **context) -> dict:
+    from airflow.sdk.exceptions import AirflowSkipException
+    from flightline_airflow.run_notes import release_note, write_run_note
+
+    from tasks.serving.approval import Approval
+
+    done = run_declared("serving.release", [checked, approval])
+    if done is None:
+        reason = (f"NOT released {checked['bento']}: "
+                  f"{Approval.from_dict(approval).describe()}; the previous release stays.")
+        write_run_note(context, reason)
+        raise AirflowSkipException(reason)
+    print(f"RELEASED {done['bento']}: {done['approval']}; {done['figures']}")
+    write_run_note(context, release_note(done))
+    return done
 
 
 @dag(
     dag_id="flightline_training",
-    schedule=Deployment.from_env().training_timetable(RETRAIN_ASSET),
+    schedule=DEPLOYMENT.training_timetable(RETRAIN_ASSET),
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -283,8 +319,11 @@ def flightline_training():
     decision = decide_promotion(xgb, torch)
     packaged = step_task("package_champion", lambda: package_champion(decision), [decision],
                          settings=SETTINGS)
-    step_task("check_and_release", lambda: check_and_release(packaged), [packaged],
-              settings=SETTINGS)
+    checked = step_task("check_serving", lambda: check_serving(packaged), [packaged],
+                        settings=SETTINGS)
+    approval = ReleaseApprovalOperator(task_id="approve_release", checked=checked,
+                                       timeout_minutes=DEPLOYMENT.release_approval_timeout_minutes)
+    release(checked, approval.output)
 
 
 flightline_training()

@@ -169,7 +169,10 @@ def test_released_bento_answers_refuses_bad_requests_and_logs_predictions(traine
     figures = rel["figures"]
     assert figures["rows"] > 1000 and figures["max_abs_diff_batch"] <= 1e-6
     assert figures["p99_ms"] <= s.serve_check_p99_ms and figures["bad_request_status"] == 400
-    assert [h["passed"] for h in registry.release_history(s)] == [True]
+    history = registry.release_history(s)
+    assert [(h["kind"], h.get("passed"), h.get("decision")) for h in history] == [
+        ("check", True, None), ("decision", None, "approved")], history
+    assert history[1]["mode"] == "off" and rel["approval"]["mode"] == "off"
     assert (bento_path(rel["bento"], s) / "src" / "model" / "model.ubj").exists()
     assert Path(out["packaged"]["archive"]).stat().st_size > 10_000  # the exported archive
     assert run_release(s)["packaged"] is None  # already released: nothing to package
@@ -217,7 +220,8 @@ def test_released_bento_answers_refuses_bad_requests_and_logs_predictions(traine
 
 @pytest.mark.slow
 def test_serving_check_refuses_a_bento_whose_model_file_was_swapped(trained):
-    from tasks.serving.check import ServingCheckFailed, check_and_release
+    from tasks.flows.serving import check_and_release
+    from tasks.serving.check import ServingCheckFailed
     from tasks.serving.package import bento_path, package_version
     from tasks.storage import Store, join
     from tasks.training import registry
@@ -234,3 +238,51 @@ def test_serving_check_refuses_a_bento_whose_model_file_was_swapped(trained):
     last = registry.release_history(s)[-1]
     assert last["bento"] == packaged.bento and not last["passed"] and "differ" in last["reason"]
     assert model_file.exists()  # the Bento is kept for inspection
+
+
+@pytest.mark.slow
+def test_a_release_waits_for_its_approval_and_a_rejection_keeps_the_current_one(trained):
+    """The reviewer's figures (the candidate and the released model on the same test days),
+    then a rejection (nothing moves, the decision is kept with who and why), then an approval."""
+    from tasks.serving.approval import Approval, approve_release, release, review
+    from tasks.serving.check import check_serving
+    from tasks.serving.package import package_version
+    from tasks.training import registry
+
+    s, _, champ, weak = trained
+    before = registry.released(s)
+    assert before is not None and before["version"] == champ.version  # released by the test above
+    checked = check_serving(package_version(weak.version, s), s)
+    c = checked.comparison
+    assert c["released_version"] == champ.version and c["test_days"] == weak.test_days
+    assert abs(c["candidate"]["roc_auc"] - weak.metrics["roc_auc"]) < 1e-9  # same rows as training's test
+    assert c["released"]["rows"] == c["candidate"]["rows"] > 1000  # the released model, same rows
+    text = review(checked, cost="Cost $0.01", plots_url="/flightline/models/v1")
+    assert f"candidate `{weak.version}`" in text and f"released `{champ.version}`" in text
+    assert f"{c['released']['roc_auc']:.4f}" in text and "ECE" in text and "p99" in text
+    assert "/flightline/models/v1/roc.png" in text and "Cost $0.01" in text
+    with pytest.raises(ValueError, match="waits for a person"):
+        approve_release(checked, s, mode="on")  # never approved silently in one process
+
+    no = Approval.from_response({"chosen_options": ["Reject"], "responded_by_user":
+                                 {"id": "7", "name": "ana"}, "responded_at": "2026-12-06T10:00:00+00:00",
+                                 "params_input": {"comment": "PR AUC dropped"}})
+    assert release(checked, no, s) is None
+    assert registry.released(s) == before  # the current release stays
+    last = registry.release_history(s)[-1]
+    assert (last["kind"], last["decision"], last["by"], last["comment"]) == (
+        "decision", "rejected", "ana", "PR AUC dropped"), last
+    late = Approval.from_response({"chosen_options": ["Reject"], "responded_by_user": None,
+                                   "responded_at": "2026-12-07T10:00:00+00:00"}, timed_out=True)
+    assert release(checked, late, s) is None and late.by is None
+    assert registry.release_history(s)[-1]["timed_out"] is True and "timed out" in late.describe()
+
+    yes = Approval.from_response({"chosen_options": ["Approve"], "responded_by_user":
+                                  {"id": "7", "name": "ana"}, "responded_at": "2026-12-06T11:00:00+00:00"})
+    done = release(checked, yes, s)
+    assert done.version == weak.version and "approved by ana" in done.approval
+    now = registry.released(s)
+    assert now["version"] == weak.version and now["previous"] == before["bento"]
+    assert now["approval"]["by"] == "ana"
+    with pytest.raises(ValueError, match="Approve"):
+        Approval.from_response({"chosen_options": ["Maybe"]})

@@ -226,13 +226,16 @@ def test_training_dag_trains_decides_and_refuses_bad_params(history, env_for, mo
         dag.test(logical_date=when, run_conf={"window_days": 3})
     with pytest.raises(Exception, match="model_family|enum"):
         dag.test(logical_date=when, run_conf={"model_family": "lightgbm"})
-    dr = dag.test(logical_date=when, run_conf={"model_family": "xgboost", "window_days": 30})
+    # dags test: approval `auto` approves and records it (`off` would skip the wait silently)
+    dr = dag.test(logical_date=when, run_conf={"model_family": "xgboost", "window_days": 30,
+                                               "release_approval": "auto"})
     states = {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state)
               for ti in dr.get_task_instances()}
     assert states == {"prepare_split": "success", "choose_capacity": "success",
                       "train_xgboost": "success", "train_torch_horovod": "skipped",
                       "decide_promotion": "success", "package_champion": "success",
-                      "check_and_release": "success"}, states
+                      "check_serving": "success", "approve_release": "success",
+                      "release": "success"}, states
     # every attempt is in the cost ledger: the trainer at the chosen spot capacity, the rest local
     from tasks.cost.ledger import read_ledger, run_summary
 

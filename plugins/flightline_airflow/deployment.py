@@ -9,6 +9,7 @@ is refused naming its variable.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -31,6 +32,13 @@ class Deployment(Concern):
     #: Seconds before a failed task's first retry (doubling after each further failure); a
     #: task killed with its machine, a dropped connection, a busy store get this long to clear.
     retry_delay_seconds: int = Field(default=120, ge=1, le=3600)
+    #: Whether a Bento that passed its serving check waits for a person before ``released``
+    #: moves (:mod:`tasks.serving.approval`): ``off`` (released at once), ``auto`` (approved
+    #: automatically and recorded so), ``on`` (the training run waits in the UI's Required
+    #: actions). The default of the training DAG's *Release approval* Param.
+    release_approval: Literal["off", "auto", "on"] = "off"
+    #: Minutes a release waits for an answer before it counts as rejected (default a day).
+    release_approval_timeout_minutes: int = Field(default=1440, ge=1, le=43200)
 
     @field_validator("schedule", "training_schedule")
     @classmethod

@@ -2,7 +2,8 @@
 
 ``GET /flightline/reports/<path>`` returns a file from ``<data root>/reports/`` (local or S3),
 so Data Docs and drift reports open from a task's extra link in the Airflow UI, and
-``GET /flightline/costs/<dag>/<run>`` a run's cost page. Both sit behind Airflow's own login: the
+``GET /flightline/costs/<dag>/<run>`` a run's cost page, and ``GET /flightline/models/<version>/<file>``
+a registry version's evaluation plots (the release approval links to them). Both sit behind Airflow's own login: the
 same auth manager and JWT as the UI and the REST API (the UI's ``_token`` cookie, or an
 ``Authorization: Bearer`` header), and read access to DAGs' task instances.
 
@@ -141,6 +142,27 @@ def create_app():
                                                         "in the cost ledger (yet)")
         return Response(content=run_page(dag_id, run_id, settings), media_type="text/html",
                         headers=PAGE_HEADERS)
+
+    @app.get("/models/{version}/{name}", dependencies=behind_login)
+    def model_file(version: str, name: str) -> Response:
+        """A registry version's evaluation plot or metrics (what the release approval links
+        to): only the files its card lists, and only images and JSON."""
+        from tasks.settings import Settings
+        from tasks.storage import Store, join
+        from tasks.training import registry
+
+        settings = Settings.from_env()
+        if _safe_parts(version) != [version] or not name.endswith((".png", ".json")):
+            raise HTTPException(status_code=404, detail="no such model file")
+        try:
+            card = registry.show(version, settings)
+        except Exception:
+            raise HTTPException(status_code=404, detail=f"no registry version {version}") from None
+        if name not in card.get("files", []):
+            raise HTTPException(status_code=404, detail=f"{version} has no file {name}")
+        media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return Response(content=Store(settings).read_bytes(join(card["uri"], name)),
+                        media_type=media, headers=PAGE_HEADERS)
 
     @app.get("/static/{path:path}")  # public: see the module's docstring
     def static(path: str) -> Response:

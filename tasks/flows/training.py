@@ -147,6 +147,6 @@ def run_training(end: date, window_days: int, settings: Settings, *, families: l
            "candidates": [r[t].to_dict() for t in trainers.values() if r.get(t)],
            "promotion": r["decide_promotion"].to_dict()}
     if release:
-        out["release"] = (r["check_and_release"].to_dict() if r.get("check_and_release")
+        out["release"] = (r["release"].to_dict() if r.get("release")
                           else {"released": registry.released(settings)})
     return out

@@ -10,7 +10,8 @@ group, the prediction log off) and must:
    offline model, with a p99 latency at or under ``serve_check_p99_ms``;
 4. refuse a malformed request with a 400 and keep serving.
 
-Only then does the ``released`` alias move to the Bento. Every check, passed or not, is kept in
+Only then may the ``released`` alias move to the Bento (:func:`tasks.serving.approval.release`), when a person approves
+it in the Airflow UI or approval is off (:mod:`tasks.serving.approval`). Every check, passed or not, is kept in
 the release history with its figures; a failed one raises :class:`ServingCheckFailed` with the
 reason, keeps the previous release, and leaves the Bento in the store for inspection.
 """
@@ -24,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -62,8 +63,9 @@ class Release(Result):
     passed: bool
     reason: str
     figures: dict
-    record: str  # URI of this check in the release history
+    record: str  # URI of this check (or of the approval decision) in the release history
     alias: dict | None = None
+    approval: str = ""  # who approved it and when, or that approval was off
 
 
 @dataclass
@@ -220,8 +222,45 @@ def verdict(figures: dict, version: str, settings: Settings) -> str | None:
     return None
 
 
-def check_and_release(packaged: Packaged, settings: Settings) -> Release:
-    """Serve the Bento on loopback, check it, and move ``released`` to it if it passes."""
+@dataclass
+class Checked(Result):
+    """A Bento that passed its serving check, not released yet: what a reviewer needs to decide
+    (the check's figures, and the candidate against the released model on the same test days)."""
+
+    bento: str
+    version: str
+    figures: dict
+    record: str  # URI of this check in the release history
+    comparison: dict  # {"candidate": metrics, "released": metrics | None, "baselines": {...}, ...}
+    archive: str = ""
+    labels: dict = field(default_factory=dict)
+
+
+def compare_with_released(version: str, df, offline: np.ndarray, settings: Settings) -> dict:
+    """The candidate and the released model scored on the same rows (the candidate's test
+    days), with the candidate's baselines: ROC AUC, PR AUC, log loss, Brier, ECE."""
+    from tasks.feature_contract import LABEL
+    from tasks.training import evaluate
+
+    card = registry.show(version, settings)
+    y = df[LABEL].to_numpy()
+    out = {"test_days": card["split"]["test_days"], "train_days": card["split"].get("train_days", []),
+           "candidate": evaluate.metrics(y, offline), "baselines": card.get("baselines", {}),
+           "released_version": None, "released": None, "plots": card.get("plots") or {}}
+    rel = registry.released(settings)
+    if rel and rel["version"] != version:
+        out["released_version"] = rel["version"]
+        try:
+            other = registry.load_model(rel["version"], settings).predict_proba(df)
+            out["released"] = evaluate.metrics(y, np.asarray(other, dtype="float64"))
+        except Exception as exc:  # the reviewer is told; the check itself does not depend on it
+            out["released_error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def check_serving(packaged: Packaged, settings: Settings) -> Checked:
+    """Serve the Bento on loopback and check it (parity, p99, bad requests); the check is kept in
+    the release history either way. Nothing is released here (see :func:`release`)."""
     started = time.perf_counter()
     ensure_local(packaged, settings)
     df = _test_rows(packaged.version, settings)
@@ -239,14 +278,15 @@ def check_and_release(packaged: Packaged, settings: Settings) -> Release:
         transient = isinstance(exc, ServerFailed)
     figures |= {"startup_s": round(startup, 2), "check_s": round(time.perf_counter() - started, 2),
                 "p99_bound_ms": settings.serve_check_p99_ms, "tolerance": TOLERANCE}
-    record = {"bento": packaged.bento, "version": packaged.version, "archive": packaged.archive,
-              "labels": packaged.labels, "checked_at": datetime.now(UTC).isoformat(),
+    record = {"kind": "check", "bento": packaged.bento, "version": packaged.version,
+              "archive": packaged.archive, "labels": packaged.labels,
+              "checked_at": datetime.now(UTC).isoformat(),
               "passed": reason is None, "reason": reason or "passed", "figures": figures}
     uri = registry.record_release_check(record, settings)
     if reason is not None:
         raise ServingCheckFailed(
             f"serving check of {packaged.bento} ({packaged.version}) failed: {reason}. The previous "
             f"release stays; the Bento is kept for inspection (record: {uri})", transient=transient)
-    alias = registry.set_released(record, settings)
-    return Release(bento=packaged.bento, version=packaged.version, passed=True, reason="passed",
-                   figures=figures, record=uri, alias=alias)
+    return Checked(bento=packaged.bento, version=packaged.version, figures=figures, record=uri,
+                   comparison=compare_with_released(packaged.version, df, offline, settings),
+                   archive=packaged.archive, labels=packaged.labels)
