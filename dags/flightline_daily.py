@@ -24,6 +24,10 @@ before. For each logical date (a UTC day; or the **day** Param):
 7. **summarize_day**: the day's flights by origin and late share in `summaries/dt=....json`,
    and a line in the run's note.
 
+**Deadline**: when a run has not succeeded (its features published) within
+`FLIGHTLINE_FEATURES_DEADLINE_MINUTES` (default 240) of being queued (for the nightly run: the
+end of its interval), an alert goes where `FLIGHTLINE_NOTIFY` says (log, email, Slack).
+
 Reruns replace a day's partitions (same rows, no duplicates). Backfill a range from the UI
 (*Trigger → Backfill*) or `airflow backfill create --dag-id flightline_daily --from-date
 2013-01-01 --to-date 2013-01-31 --max-active-runs 2`.
@@ -34,6 +38,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 from flightline_airflow import DAG_TAGS_BASE, FEATURES_ASSET, default_args, logical_day
+from flightline_airflow.deadlines import deadline
 from flightline_airflow.deployment import Deployment
 from flightline_airflow.operators import QualityGateOperator
 from flightline_airflow.step_tasks import flow_task, run_declared, step_task
@@ -47,6 +52,7 @@ DEPLOY = Deployment.from_env()  # the schedule, which steps run as pods
 @dag(
     dag_id="flightline_daily",
     schedule=CronDataIntervalTimetable(DEPLOY.schedule, timezone="UTC"),
+    deadline=deadline("the day's features published", DEPLOY.features_deadline_minutes),
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=2,

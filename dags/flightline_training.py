@@ -45,6 +45,9 @@ form below; the run note starts with which.
    release. The decision (who, when, why) joins the release history
    (`flightline models releases`) and the run's note.
 
+**Deadline**: a run still going `FLIGHTLINE_TRAINING_DEADLINE_MINUTES` (default 180) after it
+was queued (a wait for approval included) is alerted where `FLIGHTLINE_NOTIFY` says.
+
 Every task attempt is priced into the cost ledger (the trainers at the chosen capacity, the
 rest as the local machine); each task's **Cost** button shows the run's ledger, and the run's
 note gains its cost and the saving against on-demand when it ends.
@@ -65,6 +68,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from flightline_airflow import DAG_TAGS_BASE, RETRAIN_ASSET, default_args, event_day
 from flightline_airflow.approval import ReleaseApprovalOperator
+from flightline_airflow.deadlines import deadline
 from flightline_airflow.deployment import Deployment
 from flightline_airflow.step_tasks import run_declared, step_task
 
@@ -297,6 +301,7 @@ def release(checked: dict, approval: dict, **context) -> dict:
 @dag(
     dag_id="flightline_training",
     schedule=DEPLOYMENT.training_timetable(RETRAIN_ASSET),
+    deadline=deadline("the training run finished", DEPLOYMENT.training_deadline_minutes),
     start_date=pendulum.datetime(2013, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

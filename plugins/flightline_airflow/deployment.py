@@ -26,7 +26,12 @@ class Deployment(Concern):
     #: task ids of steps declared with a ``pod`` (:func:`tasks.flows.steps.pod_steps`),
     #: comma-separated, or ``all``; empty runs every step locally (the default).
     k8s_steps: str = ""
-    #: Where a retrain request is told (:mod:`flightline_airflow.notifiers`): ``log``,
+    #: Minutes after a nightly run is queued (its interval's end, for a scheduled run) by which
+    #: the day's features must be published, else an alert (:mod:`flightline_airflow.deadlines`).
+    features_deadline_minutes: float = Field(default=240, gt=0, le=10080)
+    #: Minutes a training run may take from being queued before an alert.
+    training_deadline_minutes: float = Field(default=180, gt=0, le=10080)
+    #: Where a retrain request or a missed deadline is told (:mod:`flightline_airflow.notifiers`): ``log``,
     #: ``email:a@x.org,b@y.org`` or ``slack:<connection id>``.
     notify: str = "log"
     #: Seconds before a failed task's first retry (doubling after each further failure); a
