@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -80,7 +82,9 @@ def live(request, tmp_path_factory):
            "FLIGHTLINE_RETRAIN_DRIFT_SHARE": "0", "FLIGHTLINE_RETRAIN_CONSECUTIVE_DAYS": "3",
            "FLIGHTLINE_RETRAIN_COOLDOWN_DAYS": "7",
            # training only when a test starts it (its weekly run would start at once)
-           "FLIGHTLINE_TRAINING_SCHEDULE": "off"}
+           "FLIGHTLINE_TRAINING_SCHEDULE": "off",
+           # deadlines every run misses: the alerts are checked (a day's run takes over 30 s)
+           "FLIGHTLINE_FEATURES_DEADLINE_MINUTES": "0.5", "FLIGHTLINE_TRAINING_DEADLINE_MINUTES": "0.5"}
     import os
 
     full = dict(os.environ, **env)
@@ -292,17 +296,85 @@ def test_a_report_page_cannot_act_as_the_logged_in_user(live, daily_run, browser
     context.close()
 
 
-def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, daily_run):
+def _alerts(af: LiveAirflow, run_id: str) -> list[str]:
+    """The deadline alerts the triggerer logged for ``run_id`` (FLIGHTLINE_NOTIFY=log)."""
+    log = af.home / "logs" / "stack" / "triggerer.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [line for line in text.splitlines()
+            if "Flightline deadline missed" in line and f"run {run_id} " in line]
+
+
+def _alert_delay(line: str) -> float:
+    """Seconds from the deadline to its alert, as the alert states them."""
+    from datetime import datetime
+
+    due, alerted = re.search(r"due ([^;]+); alerted ([^)]+)\)", line).groups()
+    return (datetime.fromisoformat(alerted) - datetime.fromisoformat(due)).total_seconds()
+
+
+def _wait_state(af: LiveAirflow, dag_id: str, run_id: str, task_id: str, state: str,
+                timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while (now := _states(af, dag_id, run_id).get(task_id)) != state:
+        assert af.run(dag_id, run_id)["state"] == "running", _states(af, dag_id, run_id)
+        assert time.monotonic() < deadline, (task_id, now)
+        time.sleep(2)
+
+
+def _answer(af: LiveAirflow, run_id: str, option: str, comment: str) -> dict:
+    """What a reviewer's click in Required actions sends."""
+    rid = quote(run_id, safe="")
+    return af.request("PATCH", f"/api/v2/dags/flightline_training/dagRuns/{rid}/taskInstances/"
+                               "approve_release/-1/hitlDetails",
+                      {"chosen_options": [option], "params_input": {"comment": comment}})
+
+
+def _released(af: LiveAirflow) -> dict | None:
+    path = af.data / "models" / "registry" / "released.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_training_run_waits_for_approval_keeps_the_scheduler_alive_and_notes_it(live, daily_run):
     run = live.trigger("flightline_training", logical_date=f"{DAY}T12:00:00Z",
                        conf={"window_days": 14, "model_family": "both", "horovod_workers": 2,
-                             "budget_minutes": 10})
-    done = live.wait_run("flightline_training", run["dag_run_id"], timeout=900)
-    states = _states(live, "flightline_training", run["dag_run_id"])
+                             "budget_minutes": 10, "release_approval": "on"})
+    rid = run["dag_run_id"]
+    # The release waits for a person: the run parks its approval task (no worker slot held).
+    _wait_state(live, "flightline_training", rid, "approve_release", "awaiting_input")
+    detail = live.request("GET", f"/api/v2/dags/flightline_training/dagRuns/{quote(rid, safe='')}/"
+                                 "taskInstances/approve_release/-1/hitlDetails")
+    assert detail["subject"].startswith("Release flightline:"), detail
+    for shown in ("ROC AUC", "PR AUC", "ECE", "baseline", "p99", "Training window", "Cost $",
+                  "/flightline/models/"):
+        assert shown in detail["body"], (shown, detail["body"])
+    plot = re.search(r"\((/flightline/models/[^)]+\.png)\)", detail["body"]).group(1)
+    status, png = live.request("GET", plot, raw=True)[:2]
+    assert status == 200 and png[:4] == b"\x89PNG", status  # the evaluation plots behind the login
+    assert live.request("GET", plot, token="", raw=True)[0] == 401
+    assert _released(live) is None  # nothing released while it waits
+    # The training run outlasted its 30-s deadline long ago: alerted within 60 s of it.
+    assert _alerts(live, rid) and 0 <= _alert_delay(_alerts(live, rid)[0]) <= 60, _alerts(live, rid)
+
+    clicked = time.monotonic()
+    _answer(live, rid, "Approve", "parity and AUC fine")
+    while (_released(live) or {}).get("approval", {}).get("by") != "admin":
+        assert time.monotonic() - clicked < 10, "released did not move within 10 s of the approval"
+        time.sleep(0.2)
+    print(f"released moved {time.monotonic() - clicked:.1f} s after the approval")
+    done = live.wait_run("flightline_training", rid, timeout=300)
+    states = _states(live, "flightline_training", rid)
     assert states == dict.fromkeys(training.FLOW.task_ids, "success"), states
     assert done["state"] == "success"
-    note = parse_note(live.run("flightline_training", run["dag_run_id"])["note"])
-    assert note["decide_promotion"].startswith(("[Manual run] Promoted: ", "[Manual run] Not promoted: ")), note
-    assert "Released flightline:" in note["check_and_release"], note  # passed its check under the scheduler
+    note = parse_note(live.run("flightline_training", rid)["note"])
+    assert note["decide_promotion"].startswith("[Manual run] Promoted: "), note
+    assert note["approve_release"].startswith("Release approved by admin at "), note
+    assert "parity and AUC fine" in note["approve_release"], note
+    assert "Released flightline:" in note["release"], note  # passed its check under the scheduler
+    history = json.loads(subprocess.run(
+        [str(BIN / "flightline"), "models", "releases"], env=dict(os.environ, **live.env),
+        capture_output=True, text=True, check=True).stdout)
+    assert [(h["kind"], h.get("decision")) for h in history] == [("check", None), ("decision", "approved")]
+    assert history[-1]["by"] == "admin" and history[-1]["comment"] == "parity and AUC fine"
     # The scheduler outlives the run's end (the old listener killed it right there): healthy
     # through a few heartbeats, never restarted by the supervisor.
     time.sleep(12)
@@ -314,16 +386,42 @@ def test_training_run_keeps_the_scheduler_alive_and_notes_its_decision(live, dai
     # The run's cost: appended to its note when it ended (by the scheduler's listener, through
     # the REST API), and a Cost button on every task opening the ledger behind the login.
     deadline = time.time() + 60
-    while "cost" not in (note := parse_note(live.run("flightline_training", run["dag_run_id"])["note"])):
+    while "cost" not in (note := parse_note(live.run("flightline_training", rid)["note"])):
         assert time.time() < deadline, note
         time.sleep(2)
     assert note["cost"].startswith("Cost $") and "saved $" in note["cost"], note
-    assert "Released flightline:" in note["check_and_release"], note  # kept beside the cost
-    url = live.links("flightline_training", run["dag_run_id"], "train_xgboost")["extra_links"]["Cost"]
-    assert url == f"/flightline/costs/flightline_training/{quote(run['dag_run_id'], safe='')}", url
+    assert "Released flightline:" in note["release"], note  # kept beside the cost
+    url = live.links("flightline_training", rid, "train_xgboost")["extra_links"]["Cost"]
+    assert url == f"/flightline/costs/flightline_training/{quote(rid, safe='')}", url
     status, body = live.request("GET", url, raw=True)[:2]
     assert status == 200 and b"train_torch_horovod" in body and b"spot" in body, body[:500]
     assert live.request("GET", url, token="", raw=True)[0] == 401
+
+
+def test_a_rejected_release_keeps_the_current_one_and_says_who_and_why(live, daily_run):
+    before = _released(live)
+    assert before is not None, "runs after the approved release"
+    run = live.trigger("flightline_training", logical_date=f"{DAY}T13:00:00Z",
+                       conf={"window_days": 14, "model_family": "xgboost", "budget_minutes": 5,
+                             "force_promote": True, "release_approval": "on"})
+    rid = run["dag_run_id"]
+    _wait_state(live, "flightline_training", rid, "approve_release", "awaiting_input")
+    _answer(live, rid, "Reject", "wait for Monday")
+    done = live.wait_run("flightline_training", rid, timeout=300)
+    states = _states(live, "flightline_training", rid)
+    assert done["state"] == "success" and states["approve_release"] == "success", states
+    assert states["release"] == "skipped", states
+    assert _released(live) == before  # the current release stays
+    note = parse_note(live.run("flightline_training", rid)["note"])
+    assert note["approve_release"].startswith("Release rejected by admin at "), note
+    assert "wait for Monday" in note["release"] and "NOT released" in note["release"], note
+    last = sorted((live.data / "models" / "registry" / "releases").glob("*.json"))[-1]
+    record = json.loads(last.read_text())
+    assert (record["kind"], record["decision"], record["by"], record["comment"]) == (
+        "decision", "rejected", "admin", "wait for Monday"), record
+    # The daily run of the fixture missed its 30-s deadline too: the alert names it.
+    alerts = _alerts(live, daily_run["dag_run_id"])
+    assert alerts and "the day's features published" in alerts[0], alerts
 
 
 def test_backfill_then_the_same_backfill_again_changes_nothing(live, daily_run):

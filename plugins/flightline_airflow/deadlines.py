@@ -15,7 +15,7 @@ same time from when it was queued (a reference at the logical date would alert a
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 log = logging.getLogger("flightline.deadlines")
 
@@ -36,9 +36,10 @@ def message(what: str, minutes: float, context: dict) -> str:
     run = (context or {}).get("dag_run") or {}
     due = ((context or {}).get("deadline") or {}).get("deadline_time")
     day = (run.get("conf") or {}).get("day") or str(run.get("logical_date") or "")[:10] or "no day"
+    now = datetime.now(UTC).isoformat()
     return (f"Flightline deadline missed: {run.get('dag_id')} run {run.get('dag_run_id')} "
             f"({day}, state {run.get('state')}): {what} within {minutes:g} minutes of being "
-            f"queued (due {due})")
+            f"queued (due {due}; alerted {now})")
 
 
 async def missed(what: str, minutes: float, context: dict | None = None) -> str:
