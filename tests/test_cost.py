@@ -401,3 +401,12 @@ def test_report_route_shows_a_range_with_its_totals_chart_and_runs(settings, mon
     assert run.status_code == 200
     assert 'href="/flightline/costs/report?start=2013-03-15&amp;end=2013-03-15"' in run.text
 
+
+def test_the_plugin_puts_the_cost_report_in_the_browse_menu():
+    from flightline_plugin import FlightlinePlugin
+
+    (view,) = FlightlinePlugin.external_views
+    assert view["href"] == "/flightline/costs/report" and view["destination"] == "nav"
+    assert view["category"] == "browse" and view["name"] == "Flightline costs"
+    # A url_route would frame the page; framed, its links lose the login (see the plugin).
+    assert "url_route" not in view
