@@ -225,6 +225,8 @@ def _figure(df, first: date, last: date):
     # "\$": two bare dollar signs would make matplotlib set the text between them as math.
     ax.set_title(f"Flightline cost {first} to {last}: \\${df['cost_usd'].sum():.2f} paid, "
                  f"\\${df['saving_usd'].sum():.2f} saved against on-demand")
+    top = float((daily["cost_usd"] + daily["saving_usd"]).max())
+    ax.set_ylim(0, top * 1.3 if top > 0 else 1)  # headroom: the legend covers no bar
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3, axis="y")
     # The whole range on the axis, by days: a range of one day is one bar, not hours of axis.
