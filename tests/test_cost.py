@@ -3,6 +3,7 @@ snapshot fallback, bad price data, the cost ledger of real task runs, budgets.""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import socket
@@ -260,3 +261,152 @@ def test_cost_report_totals_per_dag_and_step_and_draws_the_days(settings, tmp_pa
     page = run_page("flightline_training", "t1", settings)
     assert "<table>" in page and "g4dn.xlarge / us-east-1a" in page and "Cost $0.0300" in page
     assert "&lt;script&gt;" in run_page("<script>", "x", settings)  # names are escaped
+
+
+HOSTILE = 'evaluate_<img src=x onerror=alert(1)>"'
+SCHEDULED = "scheduled__2013-03-15T00:00:00+00:00"
+
+
+def _run_with_retries(settings):
+    """A training run of 2013-03-15: an interrupted spot attempt retried, a hostile task id."""
+    from tasks.cost.ledger import record
+
+    s = settings.with_overrides(cost_local_hourly_usd=0.10)
+    for task, tr, secs, cap, state in (("prepare_split", 1, 36, None, "success"),
+                                       ("train_xgboost", 1, 1800, SPOT, "interrupted"),
+                                       ("train_xgboost", 2, 3600, SPOT, "success"),
+                                       (HOSTILE, 1, 72, None, "success")):
+        record(_attempt(s, task, tr, secs, cap, state=state, day="2013-03-15", run=SCHEDULED), s)
+    return s
+
+
+def test_run_page_gives_context_totals_a_bar_per_task_and_links_back(settings):
+    import re
+    from urllib.parse import quote
+
+    from tasks.cost.report import run_page
+
+    s = _run_with_retries(settings)
+    page = run_page("flightline_training", SCHEDULED, s, report_path="/flightline/costs/report")
+    assert "<h1>flightline_training</h1>" in page and "day 2013-03-15" in page
+    assert f"<code>{SCHEDULED}</code>" in page
+    assert 'class="state state-success">success<' in page  # the retry's latest attempt succeeded
+    # Totals: paid 0.001 + 0.09 + 0.18 + 0.002; on demand 0.001 + 0.263 + 0.526 + 0.002.
+    assert "$0.2730" in page and "$0.7920" in page and "$0.5190 (66%)" in page
+    # One bar per task, its width proportional to the task's cost (both attempts of the trainer).
+    bars = dict(re.findall(r'<rect class="cost" data-task="([^"]*)" x="[\d.]+" y="[\d.]+" '
+                           r'width="([\d.]+)"', page))
+    assert set(bars) == {"prepare_split", "train_xgboost", html.escape(HOSTILE)}
+    widths = {k: float(v) for k, v in bars.items()}
+    assert widths["train_xgboost"] / widths["prepare_split"] == pytest.approx(0.27 / 0.001, rel=0.01)
+    assert widths[html.escape(HOSTILE)] / widths["prepare_split"] == pytest.approx(2, rel=0.01)
+    # Links back: the run and the DAG in the Airflow UI (quoted), and the report of its day.
+    assert (f'href="/dags/flightline_training/runs/{quote(SCHEDULED, safe="")}" target="_top"'
+            in page)
+    assert "scheduled__2013-03-15T00%3A00%3A00%2B00%3A00" in page
+    assert 'href="/dags/flightline_training" target="_top"' in page
+    assert 'href="/flightline/costs/report?start=2013-03-15&amp;end=2013-03-15"' in page
+    # Every name is escaped, in the chart and the table alike; the page has no script.
+    assert "<img" not in page and page.count(html.escape(HOSTILE)) >= 3
+    assert "<script" not in page and "onerror=alert" in page  # as text only
+    hostile = run_page("<b>dag</b>", "a&b", s)
+    assert "<b>dag" not in hostile and "&lt;b&gt;dag&lt;/b&gt;" in hostile
+    assert "/dags/%3Cb%3Edag%3C%2Fb%3E" in hostile
+
+
+def test_run_state_follows_the_latest_attempt_of_each_task():
+    from tasks.cost.report import run_state
+
+    def a(task, tr, state):
+        return {"task_id": task, "map_index": -1, "try_number": tr, "state": state}
+
+    assert run_state([a("x", 1, "interrupted"), a("x", 2, "success"), a("y", 1, "skipped")]) == "success"
+    assert run_state([a("x", 2, "success"), a("x", 1, "up_for_retry")]) == "success"  # any order
+    assert run_state([a("x", 1, "success"), a("y", 1, "up_for_retry")]) == "running"
+    assert run_state([a("x", 1, "interrupted")]) == "running"
+    assert run_state([a("x", 1, "failed"), a("y", 1, "up_for_retry")]) == "failed"
+
+
+def _report_client(monkeypatch, authorized=True):
+    """The reports app with Airflow's check replaced: a caller without the stand-in token gets
+    the 401 Airflow gives."""
+    from fastapi import HTTPException
+    from fastapi.testclient import TestClient
+    from flightline_airflow import reports_app
+
+    async def check(request):
+        if request.headers.get("authorization") != "Bearer good":
+            raise HTTPException(status_code=401, detail="Not authenticated")
+
+    monkeypatch.setattr(reports_app, "require_read_access", check)
+    return TestClient(reports_app.create_app(),
+                      headers={"Authorization": "Bearer good"} if authorized else {})
+
+
+def test_report_route_needs_the_login_and_checks_its_dates(settings, monkeypatch):
+    from fastapi.testclient import TestClient
+    from flightline_airflow.reports_app import create_app
+
+    # Airflow's own check, not replaced: no token, no page.
+    plain = TestClient(create_app())
+    assert plain.get("/costs/report").status_code == 401
+    assert plain.get("/costs/report?start=2013-03-01&end=2013-03-02").status_code == 401
+    client = _report_client(monkeypatch)
+    assert _report_client(monkeypatch, authorized=False).get("/costs/report").status_code == 401
+    r = client.get("/costs/report?start=2013-03-40&end=2013-03-02")
+    assert r.status_code == 400 and "start" in r.json()["detail"]
+    r = client.get("/costs/report?start=2013-03-01&end=March")
+    assert r.status_code == 400 and "end" in r.json()["detail"]
+    r = client.get("/costs/report?start=2013-03-05&end=2013-03-01")
+    assert r.status_code == 400 and "before" in r.json()["detail"]
+    assert client.get("/costs/report?start=2013-03-05").status_code == 400
+    r = client.get("/costs/report")  # an empty ledger: a page that says so
+    assert r.status_code == 200 and "ledger is empty" in r.text
+    assert r.headers["content-security-policy"].startswith("sandbox ")
+
+
+def test_report_route_shows_a_range_with_its_totals_chart_and_runs(settings, monkeypatch):
+    from urllib.parse import quote
+
+    from flightline_airflow.reports_app import PAGE_HEADERS
+
+    s = _run_with_retries(settings)
+    for i, day in enumerate(["2013-03-04", "2013-03-05", "2013-03-06"]):
+        from tasks.cost.ledger import record
+
+        record(_attempt(s, "build_features", 1, 60, day=day, run=f"d{i}", dag="flightline_daily"), s)
+    client = _report_client(monkeypatch)
+    r = client.get("/costs/report?start=2013-03-05&end=2013-03-15")
+    assert r.status_code == 200, r.text
+    for header, value in PAGE_HEADERS.items():
+        assert r.headers[header] == value
+    page = r.text
+    assert "Costs of runs from 2013-03-05 to 2013-03-15" in page
+    # Totals as cost_report gives them: 2 daily runs of 0.00167 and the training run.
+    assert "$0.2763" in page and "$0.5190" in page
+    assert "<svg" in page and "<script" not in page and "saved against on-demand" in page
+    assert "<h2>Per DAG</h2>" in page and "<h2>Per step</h2>" in page
+    assert html.escape(HOSTILE) in page and "<img" not in page
+    assert f'href="/flightline/costs/flightline_training/{quote(SCHEDULED, safe="")}"' in page
+    assert 'href="/flightline/costs/flightline_daily/d0"' not in page  # 03-04: outside the range
+    # Other ranges are links (the page has no forms): the ledger's last 7 days and all of it.
+    assert 'href="/flightline/costs/report?start=2013-03-09&amp;end=2013-03-15"' in page
+    assert "the whole ledger" in page
+    empty = client.get("/costs/report?start=2014-01-01&end=2014-01-02")
+    assert empty.status_code == 200 and "no task attempt in the cost ledger" in empty.text
+    # Without a range: the last 30 days of the ledger.
+    assert "Costs of runs from 2013-03-04 to 2013-03-15" in client.get("/costs/report").text
+    # The run page links to the report of its day.
+    run = client.get(f"/costs/flightline_training/{quote(SCHEDULED, safe='')}")
+    assert run.status_code == 200
+    assert 'href="/flightline/costs/report?start=2013-03-15&amp;end=2013-03-15"' in run.text
+
+
+def test_the_plugin_puts_the_cost_report_in_the_browse_menu():
+    from flightline_plugin import FlightlinePlugin
+
+    (view,) = FlightlinePlugin.external_views
+    assert view["href"] == "/flightline/costs/report" and view["destination"] == "nav"
+    assert view["category"] == "browse" and view["name"] == "Flightline costs"
+    # A url_route would frame the page; framed, its links lose the login (see the plugin).
+    assert "url_route" not in view

@@ -9,8 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from flightline_airflow import logical_day
-
-REPORTS_URL_PREFIX = "/flightline"
+from flightline_airflow.reports_app import URL_PREFIX as REPORTS_URL_PREFIX
 
 
 class CostLink(BaseOperatorLink):

@@ -2,8 +2,10 @@
 
 ``GET /flightline/reports/<path>`` returns a file from ``<data root>/reports/`` (local or S3),
 so Data Docs and drift reports open from a task's extra link in the Airflow UI, and
-``GET /flightline/costs/<dag>/<run>`` a run's cost page, and ``GET /flightline/models/<version>/<file>``
-a registry version's evaluation plots (the release approval links to them). Both sit behind Airflow's own login: the
+``GET /flightline/costs/<dag>/<run>`` a run's cost page, ``GET /flightline/costs/report`` the
+costs of a range of days (the UI's *Browse* menu opens it), and
+``GET /flightline/models/<version>/<file>`` a registry version's evaluation plots (the release
+approval links to them). All sit behind Airflow's own login: the
 same auth manager and JWT as the UI and the REST API (the UI's ``_token`` cookie, or an
 ``Authorization: Bearer`` header), and read access to DAGs' task instances.
 
@@ -25,7 +27,27 @@ import mimetypes
 
 mimetypes.add_type("font/woff2", ".woff2")
 mimetypes.add_type("image/svg+xml", ".svg")
-STATIC_PREFIX = "/flightline/static"
+#: Where the plugin mounts the app on the API server.
+URL_PREFIX = "/flightline"
+STATIC_PREFIX = f"{URL_PREFIX}/static"
+COSTS_PREFIX = f"{URL_PREFIX}/costs"
+COST_REPORT_PATH = f"{COSTS_PREFIX}/report"
+
+
+def _day(name: str, value: str):
+    """A ``YYYY-MM-DD`` query parameter as a date, else a 400 that names the parameter."""
+    import re
+    from datetime import date
+
+    from fastapi import HTTPException
+
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(status_code=400, detail=f"{name} must be a date, YYYY-MM-DD "
+                                                    f"(got {value[:40]!r})") from None
 
 
 def _safe_parts(path: str) -> list[str] | None:
@@ -128,6 +150,36 @@ def create_app():
             body = rewrite_html(body.decode("utf-8"), STATIC_PREFIX).encode("utf-8")
         return Response(content=body, media_type=media, headers=PAGE_HEADERS)
 
+    @app.get("/costs/report", dependencies=behind_login)
+    def cost_range(start: str | None = None, end: str | None = None) -> Response:
+        """The costs of the runs whose day lies in [start, end] (both YYYY-MM-DD): totals per
+        DAG, step and run with the saving, and the daily chart. Without a range: the last 30
+        days of the ledger. Other ranges are links on the page (it is sent without forms)."""
+        from datetime import timedelta
+
+        from tasks.cost.report import ledger_days, report_page
+        from tasks.settings import Settings
+
+        settings = Settings.from_env()
+        if (start is None) != (end is None):
+            raise HTTPException(status_code=400, detail="give both start and end (YYYY-MM-DD), "
+                                                        "or neither for the last 30 days")
+        if start is None:
+            bounds = ledger_days(settings)
+            if bounds is None:
+                from datetime import date
+
+                bounds = (date.today(), date.today())
+            last = bounds[1]
+            first = max(bounds[0], last - timedelta(days=29))
+        else:
+            first, last = _day("start", start), _day("end", end)
+            if last < first:
+                raise HTTPException(status_code=400, detail=f"end {last} is before start {first}")
+        page = report_page(first, last, settings, report_path=COST_REPORT_PATH,
+                           run_path=COSTS_PREFIX)
+        return Response(content=page, media_type="text/html", headers=PAGE_HEADERS)
+
     @app.get("/costs/{dag_id}/{run_id}", dependencies=behind_login)
     def run_cost(dag_id: str, run_id: str) -> Response:
         """One run's cost ledger (what each task's Cost button opens); 404 for a run the ledger
@@ -140,8 +192,8 @@ def create_app():
         if not run_summary(dag_id, run_id, settings)["attempts"]:
             raise HTTPException(status_code=404, detail="no task attempt of this run is recorded "
                                                         "in the cost ledger (yet)")
-        return Response(content=run_page(dag_id, run_id, settings), media_type="text/html",
-                        headers=PAGE_HEADERS)
+        return Response(content=run_page(dag_id, run_id, settings, report_path=COST_REPORT_PATH),
+                        media_type="text/html", headers=PAGE_HEADERS)
 
     @app.get("/models/{version}/{name}", dependencies=behind_login)
     def model_file(version: str, name: str) -> Response:
