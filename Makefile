@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 DATE ?= 2013-03-15
 DB ?= sqlite
 
-.PHONY: install airflow-init demo test test-fast lint bench airflow serve clean
+.PHONY: install airflow-init demo test test-fast lint bench airflow serve monitoring-ui clean
 
 install:  ## create .venv and install every pinned dependency (horovod built from source)
 	bash infra/install.sh
@@ -39,6 +39,9 @@ airflow: airflow-init  ## api-server, execution API, scheduler, dag-processor, t
 
 serve: install  ## serve the released model on http://127.0.0.1:3000 (after `make demo`)
 	$(VENV)/bin/flightline serve
+
+monitoring-ui: install  ## Evidently's UI over the monitored days on http://127.0.0.1:8000 (after `make demo`)
+	$(VENV)/bin/flightline monitoring-ui
 
 clean:  ## remove local data and Airflow state (keeps .venv)
 	rm -rf data .airflow .bentoml

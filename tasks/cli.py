@@ -287,6 +287,31 @@ def _run_monitor(args: argparse.Namespace, settings: Settings):
     return run_monitoring(args.date, settings)
 
 
+def _args_monitoring_ui(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=8000, help="default: 8000")
+
+
+@command("monitoring-ui", "Evidently's UI over the data root's Evidently workspace (the monitored "
+                          "days' drift and quality, with their dashboard) on 127.0.0.1 "
+                          "(foreground; Ctrl-C stops it)")(_args_monitoring_ui)
+def _run_monitoring_ui(args: argparse.Namespace, settings: Settings):
+    import os
+
+    from tasks.monitoring.workspace import workspace_dir
+
+    folder = workspace_dir(settings)
+    if folder is None:
+        raise ValueError(f"the Evidently workspace is local only: the data root "
+                         f"{settings.data_root} is on S3")
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port {args.port} is not a TCP port")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"Evidently UI over {folder} on http://127.0.0.1:{args.port}", file=sys.stderr)
+    exe = os.path.join(os.path.dirname(sys.executable), "evidently")
+    os.execv(exe, [exe, "ui", "--workspace", str(folder), "--host", "127.0.0.1",
+                   "--port", str(args.port)])
+
+
 def _args_cost(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["spot", "report", "run", "snapshot"],
                    help="spot: choose capacity for training from spot prices; report: totals per "

@@ -444,3 +444,146 @@ def test_served_rows_are_the_production_view_and_skew_is_caught(monitored):
 
     row = read_metrics(s).iloc[-1]
     assert row["served_rows"] == 200 and row["served_skewed"] == 3
+
+
+@pytest.fixture(scope="module")
+def workspace_days(monitored, tmp_path_factory):
+    """Three days monitored (scored, drift and quality reports) into a data root of their own,
+    the middle one twice: its Evidently workspace and the days."""
+    from tasks.monitoring.reports import drift_report, quality_report
+    from tasks.monitoring.scoring import score_day
+
+    s0, _ = monitored
+    root = tmp_path_factory.mktemp("evidently-workspace") / "data"
+    shutil.copytree(Path(s0.zone("features")), root / "features")
+    shutil.copytree(Path(s0.zone("models")), root / "models")
+    s = s0.with_overrides(data_root=str(root))
+    days = LATER[:3]
+    for day in [*days, days[1]]:
+        scored = score_day(day, s)
+        drift_report(scored, s)
+        quality_report(scored, s)
+    return s, days
+
+
+def test_monitored_days_are_runs_of_one_project_in_the_evidently_workspace(workspace_days):
+    """Each day adds its drift and quality snapshots, timestamped with the day, to one project
+    whose dashboard plots drift share, prediction drift and ROC AUC; a day monitored again
+    replaces its runs; the figures in the runs are the reports' own."""
+    from tasks.monitoring.reports import COLUMN_DRIFT_METRIC, FEATURE_DRIFT_METRIC
+    from tasks.monitoring.workspace import PROJECT, open_workspace
+    from tasks.storage import Store
+
+    s, days = workspace_days
+    ws = open_workspace(s)
+    assert [p.name for p in ws.list_projects()] == [PROJECT]
+    [project] = ws.search_project(PROJECT)
+    runs = [ws.get_run(project.id, r) for r in ws.list_runs(project.id)]
+    assert sorted((r.timestamp.date(), r.metadata["report"]) for r in runs) == \
+        [(d, report) for d in days for report in ("drift", "quality")]
+    assert all(r.tags == [r.metadata["report"]] and r.metadata["day"] == r.timestamp.date().isoformat()
+               for r in runs)
+    dashboard = project.dashboard.model()
+    panels = {p.title: p for p in dashboard.panels}
+    assert list(panels) == ["Drift share", "Prediction drift", "ROC AUC"]
+    assert [v.metric for p in panels.values() for v in p.values] == \
+        [FEATURE_DRIFT_METRIC, COLUMN_DRIFT_METRIC, "evidently:metric_v2:RocAuc"]
+    assert {p.plot_params["plot_type"] for p in panels.values()} == {"line"}
+    # the runs carry the figures the reports wrote (what the panels plot)
+    store = Store(s)
+    for run in runs:
+        day = run.metadata["day"]
+        figures = json.loads(store.read_text(
+            f"{s.zone('reports')}/monitoring/dt={day}/{run.metadata['report']}.json"))
+        values = {v.metric_value_location.metric.params["type"]: v for v in run.metric_results.values()}
+        if run.metadata["report"] == "drift":
+            assert round(values[FEATURE_DRIFT_METRIC].share.value, 4) == figures["drift_share"]
+            table = values[COLUMN_DRIFT_METRIC].value.set_index("feature")
+            assert round(float(table.loc["prediction", "score"]), 6) == figures["prediction_drift"]["score"]
+        else:
+            assert values["evidently:metric_v2:RocAuc"].value == pytest.approx(
+                figures["metrics"]["roc_auc"], abs=1e-9)
+
+
+def test_concurrent_writers_make_one_project_and_one_run_per_day_and_report(settings):
+    """Days added at once into a fresh workspace (a backfill, a day's two report steps): one
+    project, one run per day and report, the same day twice keeping one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+    from evidently import Report
+    from evidently.metrics import RowCount
+
+    from tasks.monitoring.workspace import PROJECT, add_snapshot, open_workspace
+
+    def add(day_report):
+        day, report = day_report
+        snapshot = Report([RowCount()]).run(pd.DataFrame({"x": [1, 2, 3]}), None,
+                                            metadata={"day": day.isoformat(), "report": report})
+        return add_snapshot(snapshot, report, day, settings)
+
+    work = [(d, r) for d in LATER[:3] for r in ("drift", "quality")] + [(LATER[0], "drift")] * 2
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = list(pool.map(add, work))
+    assert all(ids)
+    ws = open_workspace(settings)
+    [project] = ws.list_projects()
+    assert project.name == PROJECT and len(project.dashboard.model().panels) == 3
+    runs = [ws.get_run(project.id, r) for r in ws.list_runs(project.id)]
+    assert sorted((r.metadata["day"], r.metadata["report"]) for r in runs) == \
+        sorted({(d.isoformat(), r) for d, r in work})
+    with pytest.raises(ValueError, match="report 'served'"):
+        add_snapshot(None, "served", LATER[0], settings)
+
+
+def test_an_s3_data_root_adds_no_snapshot_and_says_why(caplog):
+    import logging
+
+    from tasks.monitoring.workspace import add_snapshot
+    from tasks.settings import Settings
+
+    with caplog.at_level(logging.INFO, logger="tasks.monitoring.workspace"):
+        assert add_snapshot(object(), "drift", LATER[0], Settings(data_root="s3://bucket/lake")) is None
+    assert "local only" in caplog.text and "s3://bucket/lake" in caplog.text
+
+
+def test_monitoring_ui_serves_the_workspace_on_loopback(workspace_days):
+    """`flightline monitoring-ui` starts Evidently's UI on 127.0.0.1 over the workspace: its API
+    lists the project and the days' runs."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tasks.localhost import free_port
+    from tasks.monitoring.workspace import PROJECT
+
+    s, days = workspace_days
+    port = free_port()
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "tasks.cli", "monitoring-ui", "--port", str(port)],
+                            cwd=root, env={**os.environ, "FLIGHTLINE_DATA_ROOT": s.data_root},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def get(path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return json.loads(r.read())
+
+    try:
+        deadline, projects = time.time() + 60, None
+        while projects is None:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            try:
+                projects = get("/api/projects")
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        assert [p["name"] for p in projects] == [PROJECT]
+        snapshots = get(f"/api/projects/{projects[0]['id']}/snapshots")
+        assert sorted(x["timestamp"][:10] for x in snapshots) == sorted(
+            d.isoformat() for d in days for _ in range(2))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -33,10 +33,12 @@ def request_retrain(decision: RetrainDecision, settings: Settings) -> dict | Non
 FLOW = Flow("monitoring", dag="flightline_monitoring", steps=[
     step(score_day, "the released model (else the champion) scores the day's features",
          pod=Pod(cpu="1", memory="2Gi"), writes=("predictions",)),
-    step(drift_report, "Evidently: drift per feature, drift share, prediction drift",
-         pod=Pod(cpu="1", memory="3Gi"), writes=("reports",)),
-    step(quality_report, "Evidently: ROC AUC, precision and recall, calibration",
-         pod=Pod(cpu="1", memory="2Gi"), writes=("reports",)),
+    step(drift_report, "Evidently: drift per feature, drift share, prediction drift; its "
+         "snapshot into the Evidently workspace", pod=Pod(cpu="1", memory="3Gi"),
+         writes=("reports", "evidently")),
+    step(quality_report, "Evidently: ROC AUC, precision and recall, calibration; its snapshot "
+         "into the Evidently workspace", pod=Pod(cpu="1", memory="2Gi"),
+         writes=("reports", "evidently")),
     step(decide_retrain, "the metrics table's row; the policy (K breaching days, cool-down)",
          writes=("reports",)),
     step(request_retrain, "the retrain request (the DAG emits it as an Asset event)"),

@@ -10,7 +10,9 @@
   (``THRESHOLD``), calibration (expected calibration error), beside the version's test-day
   figures from the registry.
 
-Each writes ``reports/monitoring/dt=<day>/<report>.html`` and ``.json``. Each page is titled
+Each writes ``reports/monitoring/dt=<day>/<report>.html`` and ``.json``, and adds its Evidently
+snapshot (timestamped with the day) to the data root's Evidently workspace
+(:mod:`tasks.monitoring.workspace`), whose dashboard shows the days as trends. Each page is titled
 with its day and model version, and a header above Evidently's content sums it up; the quality
 page's header also sets the day's figures beside the version's test-day figures (what the retrain
 policy compares), since Evidently's own panels compare the day with the reference sample.
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, NUMERIC_FEATURES
 from tasks.monitoring.scoring import PREDICTION, Scored, read_scored
+from tasks.monitoring.workspace import add_snapshot
 from tasks.results import Result
 from tasks.settings import Settings
 from tasks.storage import Store, join
@@ -250,59 +253,135 @@ def _quality_header(result: QualityResult, reference_rows: int,
                f"({reference_rows:,} training rows), not with the test days."])
 
 
+#: The Evidently metric types the drift report adds (its per-column table and its share of
+#: drifted features), as the workspace's dashboard names them.
+COLUMN_DRIFT_METRIC = "evidently:metric_v2:FlightlineColumnDrift"
+FEATURE_DRIFT_METRIC = "evidently:metric_v2:FlightlineFeatureDrift"
+
+
 @cache
-def _drift_table_preset():
-    """Evidently's data drift page computed once per column.
+def _drift_types():
+    """Evidently's data drift page computed once per column, and its figures as metric results.
 
     ``DataDriftPreset`` computes every column's drift three times (its dataset-drift count, one
     ``ValueDrift`` per column, and the table it renders) and draws each column twice: at 100k
     rows 13 s against 1.1 s for the same tests in scipy. This preset keeps only the table (each
     column's test, score, threshold and verdict, with its distribution plots), whose drift
     entries are the same figures (checked to 5e-7): about half the time.
+
+    Its two metrics read that one table (Evidently caches it by fingerprint, so nothing is
+    computed twice) and put its figures into the snapshot's metric results, where Evidently's
+    public API (``Snapshot.metric_results``) and its UI (a workspace's dashboard) read them:
+    ``FlightlineColumnDrift``, a frame with one row per tested column (``feature``,
+    ``column_type``, ``method``, ``score``, ``threshold``, ``drifted`` as 0/1), and
+    ``FlightlineFeatureDrift``, the count and share of the model features (not the prediction)
+    that drifted. Returns (preset, column metric, feature metric) types.
     """
+    import pandas as pd
+    from evidently.core.container import MetricContainer
+    from evidently.core.metric_types import (
+        CountCalculation,
+        CountMetric,
+        DataframeCalculation,
+        DataframeMetric,
+    )
     from evidently.legacy.metrics import DataDriftTable
-    from evidently.presets import DataDriftPreset
 
-    class DriftTablePreset(DataDriftPreset):
+    def table(context, columns):
+        """The one legacy drift table of ``columns`` (computed once per report, then cached)."""
+        return context.get_legacy_metric(DataDriftTable(columns=list(columns)), None, None)
+
+    def frame(context, columns):
+        result = table(context, columns)[0]
+        return pd.DataFrame(
+            [{"feature": column, "column_type": str(m.column_type), "method": str(m.stattest_name),
+              "score": float(m.drift_score), "threshold": float(m.stattest_threshold),
+              "drifted": int(bool(m.drift_detected))}
+             for column, m in result.drift_by_columns.items()],
+            columns=["feature", "column_type", "method", "score", "threshold", "drifted"])
+
+    class FlightlineColumnDrift(DataframeMetric):
+        columns: list[str]
+
+    class FlightlineColumnDriftCalculation(DataframeCalculation[FlightlineColumnDrift]):
+        def calculate(self, context, current_data, reference_data):
+            result = self.result(frame(context, self.metric.columns))
+            result.widget = []  # the preset draws the table
+            return result
+
+        def display_name(self) -> str:
+            return "Drift per column"
+
+    class FlightlineFeatureDrift(CountMetric):
+        columns: list[str]  # every tested column: the table's
+        features: list[str]  # those counted (the model features, not the prediction)
+
+    class FlightlineFeatureDriftCalculation(CountCalculation[FlightlineFeatureDrift]):
+        def calculate(self, context, current_data, reference_data):
+            rows = frame(context, self.metric.columns)
+            rows = rows[rows["feature"].isin(self.metric.features)]
+            drifted = int(rows["drifted"].sum())
+            result = self.result(drifted, drifted / len(rows) if len(rows) else 0.0)
+            result.widget = []
+            return result
+
+        def display_name(self) -> str:
+            return "Drifted model features"
+
+    class DriftTablePreset(MetricContainer):
+        columns: list[str]
+        features: list[str]
+
         def generate_metrics(self, context):
-            return []
-
-        def table(self) -> DataDriftTable:
-            return DataDriftTable(columns=self.columns)
+            return [FlightlineColumnDrift(columns=self.columns),
+                    FlightlineFeatureDrift(columns=self.columns, features=self.features)]
 
         def render(self, context, child_widgets=None):
-            return context.get_legacy_metric(self.table(), None, None)[1]
+            return table(context, self.columns)[1]
 
-    return DriftTablePreset
+    return DriftTablePreset, FlightlineColumnDrift, FlightlineFeatureDrift
 
 
-def _drift(cur, ref, settings: Settings):
-    """Evidently's drift of ``cur`` against ``ref``: (snapshot, per-feature entries, prediction
-    drift, share of tested features drifted, drifted features, Evidently's table as a dict)."""
+def _timestamp(day: date):
+    """The snapshot's timestamp: the monitored day (midnight), so trends run over days."""
+    from datetime import datetime
+
+    return datetime(day.year, day.month, day.day)
+
+
+def _drift(cur, ref, day: date, version: str, report: str = "drift"):
+    """Evidently's drift of ``cur`` against ``ref`` on ``day`` (``report``: its name in the
+    snapshot's metadata and tags): (snapshot, per-feature entries,
+    prediction drift, share of tested features drifted, drifted features, Evidently's table as a
+    dict). The figures are read from the snapshot's metric results."""
     from evidently import Report
 
     # A column with no value on one side (a calm day has no wind gusts at all) cannot be tested;
     # it is reported as such and left out of the drift share.
     tested = [c for c in MODEL_FEATURES if cur[c].notna().any() and ref[c].notna().any()]
-    preset = _drift_table_preset()(columns=[*tested, PREDICTION])
-    snapshot = Report([preset]).run(current_data=_dataset(cur, False), reference_data=_dataset(ref, False))
-    table = snapshot._context.get_legacy_metric(preset.table(), None, None)[0]  # computed: cached
+    preset_type, column_drift, _ = _drift_types()
+    preset = preset_type(columns=[*tested, PREDICTION], features=tested)
+    snapshot = Report([preset]).run(
+        current_data=_dataset(cur, False), reference_data=_dataset(ref, False),
+        timestamp=_timestamp(day), metadata={"day": day.isoformat(), "report": report,
+                                             "model_version": version}, tags=[report])
+    table = snapshot.metric_results[column_drift(columns=preset.columns).metric_id].value
     features: dict = {c: {"method": "not tested: no values", "score": None, "threshold": None,
                           "drifted": False} for c in MODEL_FEATURES if c not in tested}
     prediction: dict = {}
     columns = {}
-    for column, m in table.drift_by_columns.items():
-        entry = {"method": m.stattest_name, "score": round(float(m.drift_score), 6),
-                 "threshold": float(m.stattest_threshold), "drifted": bool(m.drift_detected)}
-        columns[column] = {**entry, "column_type": m.column_type}
-        if column == PREDICTION:
+    for row in table.itertuples(index=False):
+        entry = {"method": row.method, "score": round(float(row.score), 6),
+                 "threshold": float(row.threshold), "drifted": bool(row.drifted)}
+        columns[row.feature] = {**entry, "column_type": row.column_type}
+        if row.feature == PREDICTION:
             prediction = entry
         else:
-            features[column] = entry
+            features[row.feature] = entry
     drifted = sorted(c for c, e in features.items() if e["drifted"])
     evidently = {"metrics": [{"metric": "DataDriftTable", "columns": columns,
-                              "number_of_columns": table.number_of_columns,
-                              "number_of_drifted_columns": table.number_of_drifted_columns}]}
+                              "number_of_columns": len(table),
+                              "number_of_drifted_columns": int(table["drifted"].sum())}]}
     return snapshot, features, prediction, round(len(drifted) / len(tested), 4), drifted, evidently
 
 
@@ -316,11 +395,13 @@ def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftRe
     day = date.fromisoformat(scored.day)
     cur = read_scored(day, settings) if current is None else current
     ref = read_reference(scored.version, settings)
-    snapshot, features, prediction, share, drifted, evidently = _drift(cur, ref, settings)
+    snapshot, features, prediction, share, drifted, evidently = _drift(cur, ref, day,
+                                                                       scored.version)
     served: dict = {}
     if scored.served_rows >= SERVED_MIN_ROWS:
         rows = served_frame(day, settings)
-        s_snap, s_features, s_prediction, s_share, s_drifted, s_evidently = _drift(rows, ref, settings)
+        s_snap, s_features, s_prediction, s_share, s_drifted, s_evidently = _drift(
+            rows, ref, day, scored.version, "drift_served")
         served = {**scored.served, "drift_share": s_share, "drifted": s_drifted,
                   "prediction_drift": s_prediction, "features": s_features}
         skew = (f"Skew: {served.get('skewed')} of the {served.get('compared')} flights this "
@@ -340,6 +421,7 @@ def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftRe
                            len(ref), share, features, prediction)
     result.html, result.json = _publish(day, "drift", snapshot, result.to_dict(), settings,
                                         header=header, evidently=evidently)
+    add_snapshot(snapshot, "drift", day, settings)
     return result
 
 
@@ -364,11 +446,14 @@ def quality_report(scored: Scored, settings: Settings, *, current=None) -> Quali
     card = registry.show(scored.version, settings)
     reg = card.get("metrics", {})
     ref = read_reference(scored.version, settings)
-    snapshot = Report([ClassificationPreset()]).run(current_data=_dataset(cur, True),
-                                                    reference_data=_dataset(ref, True))
+    snapshot = Report([ClassificationPreset()]).run(
+        current_data=_dataset(cur, True), reference_data=_dataset(ref, True),
+        timestamp=_timestamp(day), metadata={"day": scored.day, "report": "quality",
+                                             "model_version": scored.version}, tags=["quality"])
     drop = round(reg["roc_auc"] - m["roc_auc"], 6) if "roc_auc" in reg else None
     result = QualityResult(day=scored.day, version=scored.version, rows=len(cur), metrics=m,
                            registry_metrics=reg, auc_drop=drop)
     result.html, result.json = _publish(day, "quality", snapshot, result.to_dict(), settings,
                                         header=_quality_header(result, len(ref), settings))
+    add_snapshot(snapshot, "quality", day, settings)
     return result
