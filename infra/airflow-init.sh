@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 DB=${1:-sqlite}
 export AIRFLOW_HOME=${AIRFLOW_HOME:-$ROOT/.airflow}
-mkdir -p "$AIRFLOW_HOME"
+mkdir -p "$AIRFLOW_HOME" "$AIRFLOW_HOME/openlineage"
 case $DB in
   sqlite) conn="sqlite:///$AIRFLOW_HOME/airflow.db?timeout=60" ;;
   postgres)

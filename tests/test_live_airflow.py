@@ -334,6 +334,48 @@ def _released(af: LiveAirflow) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _lineage_from_drop_to_bento(af: LiveAirflow, daily_id: str, training_id: str, bento: str) -> None:
+    """The OpenLineage events the tasks emitted (the file transport): one COMPLETE event per
+    task of both runs, and a path of datasets from the day's flights drop to the released Bento."""
+    events = [json.loads(line) for line in
+              (af.home / "openlineage" / "events.jsonl").read_text().splitlines() if line.strip()]
+
+    def completed(dag_id: str, run_id: str) -> dict[str, dict]:
+        out = {}
+        for e in events:
+            airflow = e["run"]["facets"].get("airflow", {})
+            if e["eventType"] == "COMPLETE" and airflow.get("dagRun", {}).get("run_id") == run_id:
+                out[e["job"]["name"].split(".", 1)[1]] = e
+        return out
+
+    daily_events = completed("flightline_daily", daily_id)
+    train_events = completed("flightline_training", training_id)
+    assert set(daily_events) == set(daily.FLOW.task_ids), sorted(daily_events)
+    assert set(train_events) == set(training.FLOW.task_ids), sorted(train_events)
+    edges: dict[str, set[str]] = {}
+    for e in [*daily_events.values(), *train_events.values()]:
+        for i in e["inputs"]:
+            edges.setdefault(f"{i['namespace']}:{i['name']}", set()).update(
+                f"{o['namespace']}:{o['name']}" for o in e["outputs"])
+    start = f"file:{af.data / 'landing' / f'dt={DAY}' / 'flights.csv'}"
+    goal = f"bentoml:{bento}"
+    seen, todo, came = {start}, [start], {}
+    while todo:
+        node = todo.pop()
+        for nxt in edges.get(node, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                came[nxt] = node
+                todo.append(nxt)
+    assert goal in seen, (start, goal, sorted(seen))
+    path, node = [goal], goal
+    while node != start:
+        node = came[node]
+        path.append(node)
+    print("lineage:", " <- ".join(path))
+    assert any("/features/dt=" in p for p in path) and any("/models/registry/versions/" in p for p in path), path
+
+
 def test_training_run_waits_for_approval_keeps_the_scheduler_alive_and_notes_it(live, daily_run):
     run = live.trigger("flightline_training", logical_date=f"{DAY}T12:00:00Z",
                        conf={"window_days": 14, "model_family": "both", "horovod_workers": 2,
@@ -375,6 +417,7 @@ def test_training_run_waits_for_approval_keeps_the_scheduler_alive_and_notes_it(
         capture_output=True, text=True, check=True).stdout)
     assert [(h["kind"], h.get("decision")) for h in history] == [("check", None), ("decision", "approved")]
     assert history[-1]["by"] == "admin" and history[-1]["comment"] == "parity and AUC fine"
+    _lineage_from_drop_to_bento(live, daily_run["dag_run_id"], rid, history[-1]["bento"])
     # The scheduler outlives the run's end (the old listener killed it right there): healthy
     # through a few heartbeats, never restarted by the supervisor.
     time.sleep(12)

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 #: the pods, the release approval).
 OPERATORS = ["_PythonDecoratedOperator", "DecoratedSensorOperator", "QualityGateOperator",
              "MonitoringReportOperator", "StepPodOperator", "HorovodMPIJobOperator",
-             "ReleaseApprovalOperator"]
+             "MonitoringReportPodOperator", "ReleaseApprovalOperator"]
 
 
 @cache
@@ -57,7 +57,7 @@ def step_datasets(dag_id: str, task_id: str, xcom) -> tuple[tuple[str, ...], tup
     except ValueError:
         result = raw  # not the declared type (e.g. a tuple step): its strings still count
     inputs = []
-    for (pname, producers), (_, tp) in zip(flow.sources(step), step.inputs, strict=True):
+    for _, producers in flow.sources(step):
         for producer in producers:
             value = xcom(producer)
             if value is not None:
