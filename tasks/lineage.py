@@ -7,7 +7,7 @@ published partition, a model version, a Bento archive) and what its own result s
 its **outputs** are the locations its result names that it did not read. Any string in a result
 that lies inside the data root counts, so a new step's result is covered with nothing to add;
 :data:`READS` lists the fields that name what a step read rather than wrote (a split's
-partitions, a sensor's drop), and :func:`_derived` the locations a result implies without
+partitions, a sensor's drop), :data:`PLANNED` those that name where a later step writes, and :func:`_derived` the locations a result implies without
 naming them (the raw partition published beside the features, the version a Bento was built
 from). A Bento is also a dataset of its own, ``bentoml:<tag>``.
 """
@@ -26,6 +26,12 @@ READS: dict[str, tuple[str, ...]] = {
     "Drop": ("uri", "flights_uri", "weather_uri", "lookback"),  # the sensor finds, never writes
     "Split": ("partitions",),
     "Scored": ("model_source",),
+}
+
+#: Result type -> its fields that name where a later step will write (neither read nor written
+#: by the step that made it).
+PLANNED: dict[str, tuple[str, ...]] = {
+    "StagedFeatures": ("raw_uri",),  # the raw partition publish_features moves into place
 }
 
 
@@ -97,9 +103,12 @@ def names(result: Any, settings: Settings) -> tuple[list[str], list[str]]:
     if result is None:
         return [], []
     read_fields = READS.get(type(result).__name__, ())
+    planned = PLANNED.get(type(result).__name__, ())
     reads, writes = _derived(result, settings)
     if dataclasses.is_dataclass(result):
         for f in dataclasses.fields(result):
+            if f.name in planned:
+                continue
             found = _inside(_strings(getattr(result, f.name)), settings)
             (reads if f.name in read_fields else writes).extend(found)
     else:
