@@ -46,7 +46,7 @@ if os.environ.get("AIRFLOW__OPENLINEAGE__DISABLED") != "true":
         setattr(OpenLineageListener, name, functools.wraps(inner)(timed))
 from airflow.dag_processing.dagbag import DagBag
 
-dag = DagBag(os.path.join(sys.argv[1], "dags"), include_examples=False).get_dag("flightline_daily")
+dag = DagBag(dag_folder=os.path.join(sys.argv[1], "dags", "flightline_daily.py")).get_dag("flightline_daily")
 t = time.perf_counter()
 run = dag.test(logical_date=datetime.fromisoformat(sys.argv[2]).replace(tzinfo=timezone.utc))
 wall = time.perf_counter() - t
