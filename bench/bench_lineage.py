@@ -4,7 +4,9 @@ Each run is ``dag.test()`` of ``flightline_daily`` in a fresh process on a fresh
 task runner, the listeners and the extractor as a worker runs them). With lineage on, the
 provider's two listener calls per task instance (``on_task_instance_running``, and
 ``..._success`` that runs the extractor and writes the event; the task waits for both) are timed
-where they run: that is what lineage adds to each task. The same DAG with lineage off is the
+where they run: that is what lineage adds to each task. It runs with the project's Airflow
+configuration (``[openlineage] execute_in_thread``: forking the task process per event instead
+costs about 4 times as much here). The same DAG with lineage off is the
 baseline the figures are ratios of; its wall time against the run with lineage is printed too
 (that difference is mostly Spark's own variation from run to run, so it is shown, not judged).
 
