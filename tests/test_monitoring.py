@@ -466,6 +466,7 @@ def workspace_days(monitored, tmp_path_factory):
     return s, days
 
 
+@pytest.mark.slow  # 12 s of monitoring three days: make test-fast stays under 5 min
 def test_monitored_days_are_runs_of_one_project_in_the_evidently_workspace(workspace_days):
     """Each day adds its drift and quality snapshots, timestamped with the day, to one project
     whose dashboard plots drift share, prediction drift and ROC AUC; a day monitored again
@@ -547,6 +548,7 @@ def test_an_s3_data_root_adds_no_snapshot_and_says_why(caplog):
     assert "local only" in caplog.text and "s3://bucket/lake" in caplog.text
 
 
+@pytest.mark.slow  # 12 s of monitoring three days: make test-fast stays under 5 min
 def test_monitoring_ui_serves_the_workspace_on_loopback(workspace_days):
     """`flightline monitoring-ui` starts Evidently's UI on 127.0.0.1 over the workspace: its API
     lists the project and the days' runs."""
