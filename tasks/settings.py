@@ -200,6 +200,10 @@ class RetrainSettings(Concern):
     retrain_consecutive_days: Count = 3
     retrain_auc_window_days: Count = 7
     retrain_cooldown_days: Count = 7
+    #: Days of monitoring kept in the local Evidently workspace (its dashboard's span): opening a
+    #: local workspace parses every run kept (about 1 MB each), so it is bounded; every day's
+    #: reports stay in the reports zone.
+    evidently_workspace_days: Count = 90
 
 
 class CostSettings(Concern):

@@ -537,6 +537,29 @@ def test_concurrent_writers_make_one_project_and_one_run_per_day_and_report(sett
         add_snapshot(None, "served", LATER[0], settings)
 
 
+def test_the_workspace_keeps_its_last_days_only(settings):
+    """Bounded: days older than FLIGHTLINE_EVIDENTLY_WORKSPACE_DAYS before the newest one kept
+    leave the workspace; an older day backfilled late removes nothing newer."""
+    from datetime import timedelta
+
+    import pandas as pd
+    from evidently import Report
+    from evidently.metrics import RowCount
+
+    from tasks.monitoring.workspace import add_snapshot, open_workspace
+
+    s = settings.with_overrides(evidently_workspace_days=3)
+    first = LATER[0]
+    for d in [first + timedelta(days=i) for i in (0, 1, 2, 4, 1)]:  # then day 1 again, late
+        snapshot = Report([RowCount()]).run(pd.DataFrame({"x": [1]}), None,
+                                            metadata={"day": d.isoformat(), "report": "drift"})
+        add_snapshot(snapshot, "drift", d, s)
+    ws = open_workspace(s)
+    [project] = ws.list_projects()
+    kept = sorted(ws.get_run(project.id, r).metadata["day"] for r in ws.list_runs(project.id))
+    assert kept == [(first + timedelta(days=i)).isoformat() for i in (2, 4)], kept
+
+
 def test_an_s3_data_root_adds_no_snapshot_and_says_why(caplog):
     import logging
 

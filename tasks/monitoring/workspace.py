@@ -18,7 +18,9 @@ days, whatever order or time they were monitored at.
   HTML and JSON reports either way.
 
 Evidently's local workspace reads every run of the workspace when it is opened (as its UI does
-when it starts): the cost of adding a day grows with the days kept (about 1.5 MB of JSON a day).
+when it starts), about 1 MB of JSON per drift run: the workspace keeps the last
+``FLIGHTLINE_EVIDENTLY_WORKSPACE_DAYS`` (90) days, so adding a day stays bounded through a year
+of backfill. Every day's reports stay in the reports zone.
 """
 
 from __future__ import annotations
@@ -139,7 +141,26 @@ def add_snapshot(snapshot, report: str, day: date, settings: Settings) -> str | 
         ref = ws.add_run(project.id, snapshot, include_data=False, name=f"{report} {day}")
         for run in earlier:
             ws.delete_run(project.id, run)
+        _expire(ws, project.id, day, settings.evidently_workspace_days)
     return str(ref.id)
+
+
+def _expire(ws, project_id, day: date, keep_days: int) -> int:
+    """Delete the runs of days more than ``keep_days`` before ``day`` (the newest day kept
+    decides: a backfilled older day does not remove newer ones); how many were deleted."""
+    from datetime import timedelta
+
+    runs = {run: ws.get_run(project_id, run) for run in ws.list_runs(project_id)}
+    days = [date.fromisoformat(r.metadata["day"]) for r in runs.values()
+            if r is not None and r.metadata.get("day")]
+    if not days:
+        return 0
+    oldest = max(days) - timedelta(days=keep_days - 1)
+    old = [run for run, r in runs.items() if r is not None and r.metadata.get("day")
+           and date.fromisoformat(r.metadata["day"]) < oldest]
+    for run in old:
+        ws.delete_run(project_id, run)
+    return len(old)
 
 
 def _is(run, report: str, day: date) -> bool:
