@@ -291,6 +291,11 @@ def test_run_page_gives_context_totals_a_bar_per_task_and_links_back(settings):
     assert "<h1>flightline_training</h1>" in page and "day 2013-03-15" in page
     assert f"<code>{SCHEDULED}</code>" in page
     assert 'class="state state-success">success<' in page  # the retry's latest attempt succeeded
+    assert "what the cost ledger knows" in page
+    # Under Airflow the route passes the run's own state (a run waiting for its approval is
+    # running, whatever its recorded attempts say).
+    live = run_page("flightline_training", SCHEDULED, s, state="running")
+    assert 'class="state state-running">running<' in live and "what the cost ledger knows" not in live
     # Totals: paid 0.001 + 0.09 + 0.18 + 0.002; on demand 0.001 + 0.263 + 0.526 + 0.002.
     assert "$0.2730" in page and "$0.7920" in page and "$0.5190 (66%)" in page
     # One bar per task, its width proportional to the task's cost (both attempts of the trainer).

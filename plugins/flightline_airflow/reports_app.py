@@ -116,6 +116,22 @@ async def require_read_access(request) -> None:
     requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE)(request, user)
 
 
+def _run_state(dag_id: str, run_id: str) -> str | None:
+    """The run's state in Airflow's metadata DB (this app runs in the API server); None when it
+    cannot be read (the page then says what the cost ledger knows)."""
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            state = session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id,
+                                                              DagRun.run_id == run_id))
+        return str(getattr(state, "value", state)) if state is not None else None
+    except Exception:  # no metadata DB here (a test app): the ledger's view
+        return None
+
+
 def create_app():
     from fastapi import Depends, FastAPI, HTTPException, Request
     from fastapi.responses import Response
@@ -192,7 +208,8 @@ def create_app():
         if not run_summary(dag_id, run_id, settings)["attempts"]:
             raise HTTPException(status_code=404, detail="no task attempt of this run is recorded "
                                                         "in the cost ledger (yet)")
-        return Response(content=run_page(dag_id, run_id, settings, report_path=COST_REPORT_PATH),
+        return Response(content=run_page(dag_id, run_id, settings, report_path=COST_REPORT_PATH,
+                                         state=_run_state(dag_id, run_id)),
                         media_type="text/html", headers=PAGE_HEADERS)
 
     @app.get("/models/{version}/{name}", dependencies=behind_login)

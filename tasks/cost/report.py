@@ -128,15 +128,22 @@ def report_href(report_path: str, first: date, last: date) -> str:
     return f"{report_path}?{urlencode({'start': first.isoformat(), 'end': last.isoformat()})}"
 
 
-def run_page(dag_id: str, run_id: str, settings: Settings, *, report_path: str | None = None) -> str:
+def run_page(dag_id: str, run_id: str, settings: Settings, *, report_path: str | None = None,
+             state: str | None = None) -> str:
     """The run's cost as a small self-contained HTML page: its DAG, day and state, the totals
     with the saving, a bar per task and every attempt, with links to the run and its DAG in the
-    Airflow UI and (``report_path``: the date-range report's path) to the costs of its day."""
+    Airflow UI and (``report_path``: the date-range report's path) to the costs of its day.
+    ``state``: the run's state as Airflow has it; without it, what the ledger knows."""
     s = run_summary(dag_id, run_id, settings)
     attempts = s["attempt_rows"]
     days = sorted({str(a["run_day"]) for a in attempts})
     day = (days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}") if days else "unknown"
-    state = run_state(attempts)
+    known = state is not None
+    state = str(state) if known else run_state(attempts)
+    ledger_note = "" if known else (
+        '<p class="note">The state is what the cost ledger knows: the latest recorded attempt of '
+        "each task (a task that has not ended yet is not recorded). The run's page in Airflow has "
+        "the full state.</p>")
     order = {}
     for a in attempts:  # tasks in the order they first started (the ledger is sorted by start)
         order.setdefault(a["task_id"], len(order))
@@ -163,8 +170,9 @@ def run_page(dag_id: str, run_id: str, settings: Settings, *, report_path: str |
 <h1>{esc(dag_id)}</h1>
 <p class="meta">Run <code>{esc(run_id)}</code> &middot; day {esc(day)} &middot;
 <span class="state state-{state}">{state}</span></p>
-<p class="note">The state is what the cost ledger knows: the latest recorded attempt of each task
-(a task that has not ended yet is not recorded). The run's page in Airflow has the full state.</p>
+{ledger_note}
+<p class="note">Costs are recorded as each task attempt ends: a running or waiting task is not
+counted yet.</p>
 <p class="links">{" ".join(link_items)}</p>
 {_cards(s["cost_usd"], s["on_demand_cost_usd"], extra)}
 <p class="summary">{esc(summary_line(s))}</p>
