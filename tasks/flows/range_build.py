@@ -7,8 +7,9 @@ quarantined and reported; the others are published.
 
 It is a batch job, not a DAG: :func:`tasks.landing.find_drops` finds every day's drop (and
 the day before, for look-back); :func:`tasks.features.build.build_features_range` runs one Spark
-job that stages each day as the daily build stages it; then, per day, the daily flow's
-``features_gate`` and ``publish_features`` steps.
+job that stages each day as the daily build stages it; then the features gate over every staged
+day in one pass (:mod:`tasks.quality.range_gate`: the days it cannot clear go through the daily
+flow's gate itself, with its quarantine and Data Docs), and ``publish_features`` per day.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from datetime import date
 
 from tasks.features.build import build_features_range
 from tasks.features.staging import publish_features
-from tasks.flows.daily import features_gate
 from tasks.landing import find_drops
-from tasks.quality.gate import QualityGateFailed
+from tasks.quality.features import features_batch
+from tasks.quality.gate import QualityGateFailed, gate
+from tasks.quality.range_gate import screen
 from tasks.settings import Settings
 from tasks.storage import Store
 
@@ -32,16 +34,23 @@ def run_range(first: date, last: date, settings: Settings, *, spark=None) -> dic
     staged = build_features_range(drops, first, last, settings, spark=spark)
     spark_seconds = time.perf_counter() - t0
     published, failed, rows = 0, {}, 0
-    for day in staged:
-        try:
-            features_gate(day, settings)
-        except QualityGateFailed as exc:
-            failed[day.day.isoformat()] = exc.result.summary()
-            Store(settings).delete_tree(day.raw_staged)
-            continue
+    t1 = time.perf_counter()
+    batches = [features_batch(day, settings) for day in staged]
+    flagged, screened = screen(batches)
+    for day, batch in zip(staged, batches, strict=True):
+        if day.day in flagged:  # the daily gate itself: its verdict, quarantine, Data Docs
+            try:
+                gate(batch, settings)
+            except QualityGateFailed as exc:
+                failed[day.day.isoformat()] = exc.result.summary()
+                Store(settings).delete_tree(day.raw_staged)
+                continue
         rows += publish_features(day, settings).rows
         published += 1
     return {"first": first.isoformat(), "last": last.isoformat(), "published": published,
             "rows": rows, "failed": failed,
+            "gate": {"one_pass_days": len(staged) - len(flagged), "gated_alone": screened["flagged"],
+                     "why": screened["why"], "screen_seconds": screened["seconds"]},
             "seconds": {"spark": round(spark_seconds, 2),
+                        "gate_and_publish": round(time.perf_counter() - t1, 2),
                         "total": round(time.perf_counter() - t0, 2)}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from tasks.features.staging import StagedFeatures
 from tasks.quality.gate import Batch, expected_source_day
 from tasks.settings import Settings
@@ -22,9 +24,15 @@ def features_batch(staged: StagedFeatures, settings: Settings) -> Batch:
                          f"for {staged.day.isoformat()}")
     with tempfile.TemporaryDirectory(prefix="flightline-gate-") as scratch:
         df = pd.read_parquet(store.local_folder(data, scratch))
+    return frame_batch(staged.day, df, staged.features_uri, settings)
+
+
+def frame_batch(day: date, df, source: str, settings: Settings) -> Batch:
+    """The features gate's batch of ``day``'s rows ``df`` (read from ``source``, the folder
+    quarantined on failure)."""
     df["flight_date"] = df["flight_date"].astype(str)
     df["sched_dep_utc"] = df["sched_dep_utc"].astype(str)
-    src = expected_source_day(staged.day, settings)
-    return Batch(gate="features", day=staged.day, frames={"features": df},
-                 params={"flight_dates": [src.isoformat()]}, source=staged.features_uri,
-                 quarantine_uri=join(settings.partition("quarantine", staged.day), "features"))
+    src = expected_source_day(day, settings)
+    return Batch(gate="features", day=day, frames={"features": df},
+                 params={"flight_dates": [src.isoformat()]}, source=source,
+                 quarantine_uri=join(settings.partition("quarantine", day), "features"))

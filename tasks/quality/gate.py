@@ -141,7 +141,7 @@ class Validator:
         self.versions: dict[str, str] = {}
 
     def run(self, suite_name: str, df, params: dict, *, gate: str, day: date, run_time,
-            suite_json: dict | None = None) -> tuple:
+            suite_json: dict | None = None, result_format: str = "SUMMARY") -> tuple:
         """Validate one frame: (statistics, critical failures, GE result JSON, passed).
 
         The suite is ``expectations/<suite_name>.json`` unless ``suite_json`` (built in code)."""
@@ -162,7 +162,9 @@ class Validator:
         res = vd.run(
             batch_parameters={"dataframe": df},
             expectation_parameters=params,
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_VALUES},
+            result_format=({"result_format": result_format, "partial_unexpected_count": SAMPLE_VALUES}
+                           | ({"return_unexpected_index_query": False}
+                              if result_format == "COMPLETE" else {})),
             run_id=RunIdentifier(run_name=f"{gate}-{day.isoformat()}", run_time=run_time),
         )
         failures = []
