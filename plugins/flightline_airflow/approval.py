@@ -80,7 +80,7 @@ class ReleaseApprovalOperator(HITLOperator):
         response = super().execute_complete(context, event)
         approval = Approval.from_response(dict(response), timed_out=bool(event.get("timedout")))
         print(f"release {approval.decision}: {approval.describe()}")
-        write_run_note(context, f"Release {approval.describe()}.")
+        write_run_note(context, _describe(approval.to_dict()))
         return approval.to_dict()
 
 
