@@ -186,11 +186,21 @@ def _shift_outcomes_after(drop_dir: Path, cutoff: pd.Timestamp, seed: int = 7) -
             df.loc[i, "arr_delay"] = str(int(rng.integers(-40, 400)))
             n += 1
     (drop_dir / "flights.csv").write_text(df.to_csv(index=False))
-    return n
+    # Weather observed after the cutoff changes too: rain, fog, gusts, a pressure drop.
+    w = pd.read_csv(drop_dir / "weather.csv", dtype=str, keep_default_na=False)
+    later = pd.to_datetime(w["time_hour"]) > cutoff
+    w.loc[later, "precip"] = "0.5"
+    w.loc[later, "visib"] = "0.25"
+    w.loc[later, "wind_gust"] = "45"
+    w.loc[later, "pressure"] = (pd.to_numeric(w.loc[later, "pressure"].replace("NA", None))
+                                - 12).round(1).astype(str).replace("nan", "NA")
+    (drop_dir / "weather.csv").write_text(w.to_csv(index=False))
+    return n + int(later.sum())
 
 
 def test_no_feature_uses_information_from_after_scheduled_departure(tmp_path, spark):
-    """A crafted day: outcomes not yet known at 15:00 UTC are rewritten at random.
+    """A crafted day: outcomes not yet known at 15:00 UTC are rewritten at random, and the
+    weather observed after it changes.
 
     Every feature of every flight scheduled at or before 15:00 must be identical between the real
     and the crafted day; flights after 15:00 must see the change (so the test can fail).
@@ -218,6 +228,11 @@ def test_no_feature_uses_information_from_after_scheduled_departure(tmp_path, sp
     cong = ["origin_dep_delay_mean_3h", "carrier_late_arr_share_6h", "prev_leg_dep_delay"]
     changed = (real.loc[late, cong].fillna(-1) != crafted.loc[late, cong].fillna(-1)).any(axis=1)
     assert changed.mean() > 0.5, "features after the cutoff should react to the rewritten outcomes"
+    # Each family that reads outcomes or weather reacts after the cutoff.
+    for column in ["origin_last_dep_delay", "dest_arr_delay_mean_2h", "inbound_slack_min",
+                   "precip_3h", "pressure_change_3h"]:
+        moved = real.loc[late, column].fillna(-999) != crafted.loc[late, column].fillna(-999)
+        assert moved.mean() > 0.1, f"{column} should react to what happened after the cutoff"
 
 
 def test_failing_features_gate_quarantines_the_staged_partition(settings, spark):

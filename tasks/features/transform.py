@@ -2,17 +2,31 @@
 
 Every feature uses only what was known *before each flight's scheduled departure*:
 
-- :func:`origin_congestion` (``origin_*_3h``): departures that actually left the same airport in
-  the 3 hours before the scheduled departure (mean delay, share 15+ minutes late, count);
+- :func:`origin_congestion` (``origin_*_3h``, ``origin_*_1h``, ``origin_last_dep_delay``,
+  ``carrier_origin_dep_delay_mean_3h``): departures that actually left the same airport before
+  the scheduled departure, each known as it left: the mean delay, share 15+ minutes late and count
+  over 3 hours, the mean over the last hour and the last one's delay (the trend), and the same
+  carrier's mean delay there over 3 hours;
 - :func:`schedule_density` (``origin_sched_flights_1h``): flights scheduled at the airport within
   30 minutes either side (the published schedule is known in advance);
-- :func:`arrivals_known` (``carrier_late_arr_share_6h``, ``dest_arr_delay_mean_6h``, ...):
-  arrivals known in the 6 hours before (an arrival counts as known at actual departure + air time
-  + 30 minutes, a conservative bound since arrival clocks are local to the destination);
-- :func:`previous_leg` (``prev_leg_*``): the same plane's previous departure from New York, its
-  delays only when they were known at the scheduled departure;
-- :func:`weather_at_hour`, :func:`plane_attributes`: origin weather at the scheduled hour, the
-  plane's type, age and size;
+- :func:`arrivals_known` (``carrier_late_arr_share_6h``, ``dest_arr_delay_mean_6h``,
+  ``dest_arr_delay_mean_2h``, ``carrier_arr_delay_mean_3h``, ...): arrivals known in the 6 (and
+  the last 2 or 3) hours before (an arrival counts as known at actual departure + air time + 30
+  minutes, a conservative bound since arrival clocks are local to the destination); the
+  destination's 2-hour mean against its 6-hour mean is its recent trend;
+- :func:`previous_leg` (``prev_leg_*``, ``turn_buffer_min``, ``inbound_*``): the same plane's
+  previous departure from New York, its delays only when they were known at the scheduled
+  departure; the rotation's scheduled buffer (the time between the two scheduled departures
+  left over after flying out and back on the previous leg's scheduled block time, from the
+  published schedule), and the inbound aircraft's slack: when it can be back at New York as last
+  known (the previous leg's arrival, once known, plus its block time back; else its actual
+  departure, once known, plus twice its block time; else its schedule) against this departure;
+  ``inbound_delay_est`` is the lateness that slack leaves (0 when the plane should be back in
+  time). The demo data has departures from New York only, so the leg back is estimated;
+- :func:`weather_at_hour`, :func:`weather_trend`, :func:`plane_attributes`: origin weather at the
+  scheduled hour (the observation of that hour, published at its start), its trend over the
+  hours up to it (precipitation over 3 and 6 hours, the lowest visibility and highest gust over 3
+  hours, the pressure change over 3 hours), the plane's type, age and size;
 - :func:`calendar`: date, weekday, hour, scheduled block time, and the label.
 
 The input flights carry ``batch_day`` (the day being built) and ``is_today`` (False for that day's
@@ -90,28 +104,39 @@ def _over_events_before(f, events, aggregates: dict):
     return frame.where(F.col("fid").isNotNull()).select("fid", *aggregates)
 
 
-def _known_before(key: str, *, hours: int):
-    """The events of the same batch day and ``key`` in the ``hours`` before a row's ``ts``."""
+def _known_before(*keys: str, hours: int):
+    """The events of the same batch day and ``keys`` in the ``hours`` before a row's ``ts``."""
     from pyspark.sql import Window
 
-    return Window.partitionBy("batch_day", key).orderBy("ts").rangeBetween(-hours * 3600, -1)
+    return Window.partitionBy("batch_day", *keys).orderBy("ts").rangeBetween(-hours * 3600, -1)
 
 
 def origin_congestion(f):
-    """Departures that actually left the origin in the 3 hours before the scheduled departure."""
+    """Departures that actually left the origin before the scheduled departure: the 3 hours
+    before, the last hour, the latest one, and the same carrier's over 3 hours."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     events = f.where(F.col("dep_actual_s").isNotNull() & ~F.col("impossible")).select(
-        "batch_day", "origin",
+        "batch_day", "origin", "carrier",
         F.col("dep_actual_s").alias("ts"),
         F.col("dep_delay").alias("ev_delay"),
         (F.col("dep_delay") >= 15).cast("int").alias("ev_late"),
     )
-    w3h = _known_before("origin", hours=3)
+    w3h, w1h = _known_before("origin", hours=3), _known_before("origin", hours=1)
+    w_carrier = _known_before("origin", "carrier", hours=3)
+    # The latest departure known before: the greatest (ts, delay) of the events, so ties in
+    # time resolve the same way on every run (query rows carry no delay and are left out).
+    w_all = Window.partitionBy("batch_day", "origin").orderBy("ts").rangeBetween(
+        Window.unboundedPreceding, -1)
+    last = F.max(F.when(F.col("ev_delay").isNotNull(), F.struct("ts", "ev_delay"))).over(w_all)
     return _over_events_before(f, events, {
         "origin_departures_3h": F.count("ev_delay").over(w3h),
         "origin_dep_delay_mean_3h": F.avg("ev_delay").over(w3h),
         "origin_late_dep_share_3h": F.avg("ev_late").over(w3h),
+        "origin_dep_delay_mean_1h": F.avg("ev_delay").over(w1h),
+        "origin_last_dep_delay": last.getField("ev_delay").cast("double"),
+        "carrier_origin_dep_delay_mean_3h": F.avg("ev_delay").over(w_carrier),
     })
 
 
@@ -127,7 +152,8 @@ def schedule_density(f):
 
 
 def arrivals_known(f):
-    """Arrivals known before the scheduled departure: carrier on-time share, destination delays."""
+    """Arrivals known before the scheduled departure: carrier on-time share and delays,
+    destination delays (6 hours and the last 2)."""
     from pyspark.sql import functions as F
 
     events = f.where(F.col("arr_known_s").isNotNull() & F.col("late15").isNotNull()).select(
@@ -135,23 +161,45 @@ def arrivals_known(f):
         F.col("late15").alias("ev_late"), F.col("arr_delay").alias("ev_arr_delay"),
     )
     w_car, w_dest = _known_before("carrier", hours=6), _known_before("dest", hours=6)
+    w_car3, w_dest2 = _known_before("carrier", hours=3), _known_before("dest", hours=2)
     return _over_events_before(f, events, {
         "carrier_late_arr_share_6h": F.avg("ev_late").over(w_car),
         "carrier_arrivals_6h": F.count("ev_late").over(w_car),
         "dest_arr_delay_mean_6h": F.avg("ev_arr_delay").over(w_dest),
+        "dest_arr_delay_mean_2h": F.avg("ev_arr_delay").over(w_dest2),
+        "carrier_arr_delay_mean_3h": F.avg("ev_arr_delay").over(w_car3),
     })
 
 
+def _block_min():
+    """The scheduled block time in minutes (local clocks at both ends, so across time zones it
+    is what the timetable shows; an overnight arrival wraps)."""
+    from pyspark.sql import functions as F
+
+    return F.pmod(
+        (F.floor(F.col("sched_arr_time") / 100) * 60 + F.col("sched_arr_time") % 100)
+        - (F.floor(F.col("sched_dep_time") / 100) * 60 + F.col("sched_dep_time") % 100),
+        F.lit(1440),
+    ).cast("int")
+
+
+#: A previous leg further back than this is another rotation: no buffer or slack from it.
+ROTATION_MAX_GAP_S = 24 * 3600
+
+
 def previous_leg(f):
-    """The same plane's previous leg, its outcomes only once they were known."""
+    """The same plane's previous leg, its outcomes only once they were known; the rotation's
+    scheduled buffer and the inbound aircraft's slack as last known."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     w_plane = Window.partitionBy("batch_day", "tailnum").orderBy("sched_dep_s", "fid")
     s = F.col("sched_dep_s")
-    return (
+    legs = (
         f.where(F.col("tailnum").isNotNull())
+        .withColumn("block_s", _block_min() * 60)
         .withColumn("p_sched", F.lag("sched_dep_s").over(w_plane))
+        .withColumn("p_block_s", F.lag("block_s").over(w_plane))
         .withColumn("p_dep_s", F.lag("dep_actual_s").over(w_plane))
         .withColumn("p_dep_delay", F.lag("dep_delay").over(w_plane))
         .withColumn("p_arr_s", F.lag("arr_known_s").over(w_plane))
@@ -162,13 +210,27 @@ def previous_leg(f):
                 w_plane.rowsBetween(Window.unboundedPreceding, -1)
             ),
         )
-        .select(
-            "fid",
-            F.when(F.col("p_dep_s") < s, F.col("p_dep_delay")).alias("prev_leg_dep_delay"),
-            F.when(F.col("p_arr_s") < s, F.col("p_arr_delay")).alias("prev_leg_arr_delay"),
-            ((s - F.col("p_sched")) / 60.0).alias("prev_leg_gap_min"),
-            F.coalesce(F.col("plane_legs_today_before"), F.lit(0)).alias("plane_legs_today_before"),
-        )
+    )
+    same_rotation = (s - F.col("p_sched")) <= ROTATION_MAX_GAP_S
+    # When the plane can be back, as known at the scheduled departure: its arrival out there
+    # (once known) plus the block time back; else its departure (actual once known) plus the
+    # block time out and back.
+    back_s = (
+        F.when(F.col("p_arr_s") < s, F.col("p_arr_s") + F.col("p_block_s"))
+        .when(F.col("p_dep_s") < s, F.col("p_dep_s") + 2 * F.col("p_block_s"))
+        .otherwise(F.col("p_sched") + 2 * F.col("p_block_s"))
+    )
+    slack = F.when(same_rotation, (s - back_s) / 60.0)
+    return legs.select(
+        "fid",
+        F.when(F.col("p_dep_s") < s, F.col("p_dep_delay")).alias("prev_leg_dep_delay"),
+        F.when(F.col("p_arr_s") < s, F.col("p_arr_delay")).alias("prev_leg_arr_delay"),
+        ((s - F.col("p_sched")) / 60.0).alias("prev_leg_gap_min"),
+        F.coalesce(F.col("plane_legs_today_before"), F.lit(0)).alias("plane_legs_today_before"),
+        F.when(same_rotation, (s - F.col("p_sched") - 2 * F.col("p_block_s")) / 60.0)
+        .alias("turn_buffer_min"),
+        slack.alias("inbound_slack_min"),
+        F.greatest(-slack, F.lit(0.0)).alias("inbound_delay_est"),
     )
 
 
@@ -182,6 +244,29 @@ def weather_at_hour(weather):
     return weather.groupBy("origin", "time_hour").agg(
         *[F.avg(F.when(F.col(c).between(lo, hi), F.col(c))).alias(c)
           for c, (lo, hi) in WEATHER_BOUNDS.items()]
+    )
+
+
+def weather_trend(hourly):
+    """Each origin hour's weather trend over the hours up to it (its own observation included):
+    precipitation over 3 and 6 hours, the lowest visibility and highest gust over 3 hours, and
+    the pressure change since 3 hours before."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    ts = hourly.withColumn("ts", F.unix_timestamp("time_hour"))
+
+    def last(hours: int):
+        return Window.partitionBy("origin").orderBy("ts").rangeBetween(-(hours - 1) * 3600, 0)
+
+    three_before = Window.partitionBy("origin").orderBy("ts").rangeBetween(-3 * 3600, -3 * 3600)
+    return ts.select(
+        "origin", "time_hour",
+        F.sum("precip").over(last(3)).alias("precip_3h"),
+        F.sum("precip").over(last(6)).alias("precip_6h"),
+        F.min("visib").over(last(3)).alias("visib_min_3h"),
+        F.max("wind_gust").over(last(3)).alias("wind_gust_max_3h"),
+        (F.col("pressure") - F.max("pressure").over(three_before)).alias("pressure_change_3h"),
     )
 
 
@@ -212,14 +297,7 @@ def calendar(rows):
         .withColumn("is_weekend", F.col("day_of_week").isin(1, 7).cast("int"))
         .withColumn("dep_hour", F.col("hour"))
         .withColumn("dep_minute_of_day", F.col("hour") * 60 + F.col("minute"))
-        .withColumn(
-            "sched_block_min",
-            F.pmod(
-                (F.floor(F.col("sched_arr_time") / 100) * 60 + F.col("sched_arr_time") % 100)
-                - (F.floor(F.col("sched_dep_time") / 100) * 60 + F.col("sched_dep_time") % 100),
-                F.lit(1440),
-            ).cast("int"),
-        )
+        .withColumn("sched_block_min", _block_min())
         .withColumn("plane_age", (F.col("year") - F.col("plane_year")).cast("int"))
         .withColumn("origin_departures_3h", F.coalesce("origin_departures_3h", F.lit(0)))
         .withColumn("carrier_arrivals_6h", F.coalesce("carrier_arrivals_6h", F.lit(0)))
@@ -238,6 +316,7 @@ def feature_frame(flights, weather, planes):
     from pyspark.sql import functions as F
 
     f = timed_flights(flights)
+    hourly = weather_at_hour(weather)
     today = f.where("is_today")
     keep = today.where(~F.col("cancelled") & ~F.col("diverted") & ~F.col("impossible"))
     rows = (
@@ -245,7 +324,8 @@ def feature_frame(flights, weather, planes):
         .join(schedule_density(f), "fid", "left")
         .join(arrivals_known(f), "fid", "left")
         .join(previous_leg(f), "fid", "left")
-        .join(weather_at_hour(weather), ["origin", "time_hour"], "left")
+        .join(hourly, ["origin", "time_hour"], "left")
+        .join(weather_trend(hourly), ["origin", "time_hour"], "left")
         .join(plane_attributes(planes), "tailnum", "left")
     )
     return f, calendar(rows), today
