@@ -206,6 +206,14 @@ class RetrainSettings(Concern):
     evidently_workspace_days: Count = 90
 
 
+class TrainingSettings(Concern):
+    #: The bounded hyperparameter search before each XGBoost fit (:mod:`tasks.training.tuning`):
+    #: at most this many trials (0: none, the defaults are used) and at most this many minutes,
+    #: never more than a third of the training's own time budget.
+    tuning_trials: CountOrNone = 12
+    tuning_minutes: Annotated[float, Field(gt=0)] = 10.0
+
+
 class CostSettings(Concern):
     #: AWS region of the price lookups, and an EC2 endpoint to use instead of AWS's (moto).
     aws_region: str = "us-east-1"
@@ -265,8 +273,8 @@ class ClusterSettings(Concern):
     horovod_ssh_port: Count = 2222
 
 
-class Settings(ClusterSettings, CostSettings, RetrainSettings, ServingSettings, SparkSettings,
-               DataSettings):
+class Settings(ClusterSettings, CostSettings, TrainingSettings, RetrainSettings, ServingSettings,
+               SparkSettings, DataSettings):
     """Every concern's settings, as one frozen object the steps are given."""
 
     # ---------------------------------------------------------------- construction

@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plugins"))  # what Airflow does for DAG files
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# The hyperparameter search runs in every XGBoost fit; two trials keep it exercised everywhere
+# without adding minutes (tests/test_model_quality.py tests the search itself).
+os.environ.setdefault("FLIGHTLINE_TUNING_TRIALS", "2")
 logging.getLogger("py4j").setLevel(logging.WARNING)  # no chatter at interpreter exit
 
 from tasks.localhost import free_port  # noqa: E402
@@ -41,7 +44,8 @@ def history(tmp_path_factory, bentoml_home):
 
     first, last = date(2013, 3, 1), date(2013, 3, 24)
     root = tmp_path_factory.mktemp("train") / "data"
-    s = Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(root), "FLIGHTLINE_BENTOML_HOME": bentoml_home})
+    s = Settings.from_env({"FLIGHTLINE_DATA_ROOT": str(root), "FLIGHTLINE_BENTOML_HOME": bentoml_home,
+                           "FLIGHTLINE_TUNING_TRIALS": os.environ["FLIGHTLINE_TUNING_TRIALS"]})
     for i in range(-1, (last - first).days + 1):
         land_day(first + timedelta(days=i), s)
     out = run_range(first, last, s)

@@ -17,13 +17,15 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from tasks.cost.budget import TRAINER_TASKS
+from tasks.feature_contract import LABEL
 from tasks.flows import cost, serving
 from tasks.flows.steps import Flow, Pod, step
 from tasks.settings import PROJECT_ROOT, Settings
 from tasks.storage import join
 from tasks.training import hardware, registry
+from tasks.training.calibration import calibrate
 from tasks.training.data import Split, frames, prepare_split
-from tasks.training.evaluate import Evaluation, evaluate
+from tasks.training.evaluate import Evaluation, evaluate, metrics
 from tasks.training.models import FAMILIES, FitOptions, Fitted, fit, load
 from tasks.training.promotion import decide_promotion
 from tasks.training.reference import save_reference
@@ -47,7 +49,7 @@ def code_version(settings: Settings) -> str:
 
 def register(fitted: Fitted, evaluation: Evaluation, split: Split, folder: Path, *,
              run_key: str, on_gpu: bool, started: float, settings: Settings,
-             reference: dict | None = None) -> Candidate:
+             reference: dict | None = None, calibration: dict | None = None) -> Candidate:
     """Publish the version folder (model, evaluation files, card) as a new registry version."""
     info = fitted.info
     version = registry.new_version(fitted.family)
@@ -58,7 +60,7 @@ def register(fitted: Fitted, evaluation: Evaluation, split: Split, folder: Path,
         "params": info.get("params"), "trainer": {k: v for k, v in info.items() if k != "params"},
         "hardware": hardware.describe(on_gpu) | {"workers": info.get("workers", 1)},
         "duration_s": round(time.perf_counter() - started, 2), "plots": evaluation.plots,
-        "run_key": run_key, "reference": reference,
+        "run_key": run_key, "reference": reference, "calibration": calibration,
     }
     uri = registry.register(folder, card, settings)
     return Candidate(version=version, family=fitted.family, uri=uri, metrics=evaluation.metrics,
@@ -92,13 +94,17 @@ def train_candidate(family: str, split: Split, *, run_key: str, settings: Settin
             checkpoint_uri=join(settings.zone("models"), "checkpoints", run_key.replace("/", "_")),
             params=params, settings=settings, notice=notice)
         fitted = fit(family, train_df, valid_df, options)
+        calibrated, calibration = calibrate(fitted.model, valid_df)
         folder = work / "version"
-        fitted.model.save(folder)
+        calibrated.save(folder)
         model = load(family, folder)  # evaluated as saved: what the registry will serve
         evaluation = evaluate(model, train_df, test_df, folder)
+        calibration["test_ece_uncalibrated"] = round(
+            metrics(test_df[LABEL].to_numpy(), fitted.model.predict_proba(test_df))["ece"], 5)
         reference = save_reference(model, train_df, folder, settings)  # what monitoring compares
         return register(fitted, evaluation, split, folder, run_key=run_key, on_gpu=on_gpu,
-                        started=started, settings=settings, reference=reference)
+                        started=started, settings=settings, reference=reference,
+                        calibration=calibration)
 
 
 def train_xgboost(split: Split, settings: Settings, **options) -> Candidate:

@@ -97,5 +97,8 @@ def fit(family: str, train_df, valid_df, options: FitOptions) -> Fitted:
 
 
 def load(family: str, folder: Path) -> Model:
-    """A saved model of any family, read into memory."""
-    return trainer(family).model.load(folder)
+    """A saved model of any family, read into memory, with its calibration map when it was
+    saved with one (:mod:`tasks.training.calibration`)."""
+    from tasks.training.calibration import with_saved_calibration
+
+    return with_saved_calibration(trainer(family).model.load(folder), folder)

@@ -31,8 +31,12 @@ EARLY_STOPPING = 60
 
 def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
           time_budget_s: float | None = None, categorical: str = "native",
-          checkpoint_uri: str = "", settings=None, notice=None):
+          checkpoint_uri: str = "", settings=None, notice=None, tuning: dict | None = None):
     """Fit on train, early-stop on valid. Returns (booster, categories, info).
+
+    With ``tuning`` (``trials`` and ``seconds``), a bounded search (:mod:`tasks.training.tuning`)
+    picks the parameters first, on the same train and validation days; its time comes out of
+    ``time_budget_s``. A resumed fit keeps the parameters its checkpoint was trained with.
 
     With ``checkpoint_uri`` (and ``settings`` for the store), a checkpoint left there by an
     interrupted attempt is resumed (boosting continues from its rounds); with ``notice``, a
@@ -49,11 +53,22 @@ def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
     p = {**DEFAULT_PARAMS, **(params or {}), "device": "cuda" if gpu else "cpu"}
     dtrain = xgb.QuantileDMatrix(X, y, enable_categorical=True, max_bin=p["max_bin"])
     dvalid = xgb.QuantileDMatrix(Xv, yv, enable_categorical=True, ref=dtrain)
+    init, resumed_from, resumed_params = _resume(checkpoint_uri, settings)
+    searched = None
+    if resumed_params is not None:
+        p = {**p, **resumed_params}
+    elif tuning and tuning.get("trials"):
+        from tasks.training import tuning as search
+
+        searched = search.search(dtrain, dvalid, yv, p, trials=int(tuning["trials"]),
+                                 seconds=float(tuning["seconds"]))
+        p = {**p, **searched["params"]}
+        if time_budget_s:
+            time_budget_s = max(time_budget_s - searched["seconds"], 0.1 * time_budget_s)
     callbacks = [xgb.callback.EarlyStopping(rounds=EARLY_STOPPING, metric_name="logloss",
                                             data_name="valid", save_best=True)]
     if time_budget_s:
         callbacks.append(_time_budget(time_budget_s))
-    init, resumed_from = _resume(checkpoint_uri, settings)
     watch = _NoticeWatch(notice) if notice is not None else None
     if watch:
         callbacks.append(watch.callback())
@@ -65,7 +80,8 @@ def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
     if watch and watch.fired:
         from tasks.cost.interruption import SpotInterrupted
 
-        where = _checkpoint(booster, checkpoint_uri, settings)
+        where = _checkpoint(booster, checkpoint_uri, settings,
+                            {k: v for k, v in p.items() if k != "device"})
         raise SpotInterrupted(f"spot interruption notice after round {watch.fired}: "
                               f"{booster.num_boosted_rounds()} rounds checkpointed to {where}; "
                               "a retry resumes from them")
@@ -78,6 +94,7 @@ def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
         "categorical": categorical,
         "rows": {"train": int(len(y)), "valid": int(len(yv))},
         "resumed_from": resumed_from,
+        "tuning": searched,
     }
     return booster, cats, info
 
@@ -86,9 +103,10 @@ CHECKPOINT_META = "xgb-latest.json"
 
 
 def _resume(checkpoint_uri: str, settings):
-    """(booster, rounds) of the checkpoint an interrupted attempt left, else (None, None)."""
+    """(booster, rounds, the parameters it was trained with) of the checkpoint an interrupted
+    attempt left, else (None, None, None)."""
     if not (checkpoint_uri and settings):
-        return None, None
+        return None, None, None
     import json
 
     import xgboost as xgb
@@ -98,14 +116,14 @@ def _resume(checkpoint_uri: str, settings):
     store = Store(settings)
     meta_uri = join(checkpoint_uri, CHECKPOINT_META)
     if not store.exists(meta_uri):
-        return None, None
+        return None, None, None
     meta = json.loads(store.read_text(meta_uri))
     booster = xgb.Booster()
     booster.load_model(bytearray(store.read_bytes(join(checkpoint_uri, meta["file"]))))
-    return booster, int(meta["rounds"])
+    return booster, int(meta["rounds"]), meta.get("params") or {}
 
 
-def _checkpoint(booster, checkpoint_uri: str, settings) -> str:
+def _checkpoint(booster, checkpoint_uri: str, settings, params: dict | None = None) -> str:
     """Write the booster (UBJSON) and then the pointer to it: a reader never sees a pointer to
     a half-written model."""
     if not (checkpoint_uri and settings):
@@ -118,7 +136,8 @@ def _checkpoint(booster, checkpoint_uri: str, settings) -> str:
     rounds = int(booster.num_boosted_rounds())
     name = f"xgb-{rounds:05d}.ubj"
     store.write_bytes(join(checkpoint_uri, name), bytes(booster.save_raw("ubj")))
-    store.write_text(join(checkpoint_uri, CHECKPOINT_META), json.dumps({"file": name, "rounds": rounds}))
+    store.write_text(join(checkpoint_uri, CHECKPOINT_META),
+                     json.dumps({"file": name, "rounds": rounds, "params": params or {}}))
     return join(checkpoint_uri, name)
 
 
@@ -150,8 +169,20 @@ def fit(train_df, valid_df, options):
                                 params=options.params or None,
                                 time_budget_s=options.time_budget_s,
                                 checkpoint_uri=options.checkpoint_uri, settings=options.settings,
-                                notice=options.notice)
+                                notice=options.notice, tuning=_tuning(options))
     return XGBModel(booster, cats), info
+
+
+def _tuning(options) -> dict | None:
+    """The search's limits for a fit with the family's default parameters (explicit ones are
+    taken as they are): the settings' trials and minutes, at most a third of the time budget."""
+    s = options.settings
+    if options.params or s is None or not s.tuning_trials:
+        return None
+    seconds = s.tuning_minutes * 60
+    if options.time_budget_s:
+        seconds = min(seconds, options.time_budget_s / 3)
+    return {"trials": s.tuning_trials, "seconds": seconds}
 
 
 def _onehot(X, cats):

@@ -1,0 +1,112 @@
+"""Model quality machinery: the calibration map (chosen, stored, served) and the bounded search."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.training.calibration import (
+    CALIBRATION_FILE,
+    Calibrated,
+    Calibrator,
+    choose,
+    with_saved_calibration,
+)
+from tasks.training.evaluate import metrics
+
+
+def _scores(n: int, seed: int, squash: float):
+    """True probabilities, labels drawn from them, and a model's over-confident scores."""
+    rng = np.random.default_rng(seed)
+    true = rng.beta(2, 5, n)
+    y = (rng.random(n) < true).astype(int)
+    z = np.log(true / (1 - true))
+    return y, 1 / (1 + np.exp(-squash * z)), true
+
+
+def test_a_miscalibrated_model_gets_a_map_that_fixes_its_ece_on_new_rows():
+    y, p, _ = _scores(20_000, 1, squash=2.5)  # over-confident: the scores run to the extremes
+    days = [f"2013-09-{1 + i % 30:02d}" for i in range(len(y))]
+    cal, account = choose(y, p, days)
+    assert cal.method in ("platt", "isotonic"), account
+    assert account["held_out"]["none"]["log_loss"] > account["held_out"][cal.method]["log_loss"]
+    y2, p2, _ = _scores(20_000, 2, squash=2.5)  # new rows of the same model
+    before, after = metrics(y2, p2)["ece"], metrics(y2, cal.apply(p2))["ece"]
+    assert before > 0.05 and after < 0.02, (before, after)
+    assert metrics(y2, cal.apply(p2))["roc_auc"] == pytest.approx(metrics(y2, p2)["roc_auc"], abs=0.002)
+
+
+def test_a_calibrated_model_keeps_its_scores():
+    y, p, _ = _scores(20_000, 3, squash=1.0)  # the scores are the true probabilities
+    cal, account = choose(y, p, [f"d{i % 10}" for i in range(len(y))])
+    assert metrics(y, cal.apply(p))["ece"] < 0.015
+    assert account["held_out"]["none"]["ece"] < 0.015
+
+
+def test_too_few_validation_days_leave_the_scores_as_they_are():
+    y, p, _ = _scores(500, 4, squash=2.5)
+    cal, account = choose(y, p, ["2013-09-01"] * len(y))
+    assert cal.method == "none" and "too few" in account["reason"]
+
+
+class _Constant:
+    family = "xgboost"
+    categories: dict = {}
+
+    def predict_proba(self, df):
+        return np.full(len(df), 0.9)
+
+    def predict_records(self, rows):
+        return np.full(len(rows), 0.9)
+
+    def save(self, folder):
+        return []
+
+
+def test_the_stored_map_is_applied_on_load_for_frames_and_records(tmp_path):
+    model = Calibrated(_Constant(), Calibrator("platt", a=1.0, b=-2.0))
+    assert model.save(tmp_path) == [CALIBRATION_FILE]
+    loaded = with_saved_calibration(_Constant(), tmp_path)
+    expected = 1 / (1 + np.exp(-(np.log(9) - 2)))
+    assert loaded.predict_proba(pd.DataFrame({"a": [1, 2]})) == pytest.approx([expected] * 2, abs=1e-6)
+    assert loaded.predict_records([{}]) == pytest.approx([expected], abs=1e-6)
+    # a version saved before calibration predicts as it always did
+    assert isinstance(with_saved_calibration(_Constant(), tmp_path / "none"), _Constant)
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"method": "magic"}))
+    with pytest.raises(ValueError, match="calibration.json: method must be one of"):
+        with_saved_calibration(_Constant(), tmp_path)
+
+
+def _data(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 6)).astype("float32")
+    logit = X[:, 0] * 1.5 - X[:, 1] + np.sin(3 * X[:, 2]) + 0.5 * X[:, 3] * X[:, 4]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return X, y
+
+
+def test_the_search_starts_from_the_defaults_stays_in_bounds_and_keeps_to_its_time():
+    import xgboost as xgb
+
+    from tasks.training import tuning
+    from tasks.training.xgb import DEFAULT_PARAMS
+
+    X, y = _data(3000, 5)
+    Xv, yv = _data(1000, 6)
+    dtrain = xgb.QuantileDMatrix(X, y, max_bin=DEFAULT_PARAMS["max_bin"])
+    dvalid = xgb.QuantileDMatrix(Xv, yv, ref=dtrain)
+    base = {**DEFAULT_PARAMS, "nthread": 2}
+    t = time.perf_counter()
+    out = tuning.search(dtrain, dvalid, yv, base, trials=4, seconds=120)
+    assert 1 <= out["trials"] <= 4 and time.perf_counter() - t < 120
+    assert out["best_valid_auc"] >= out["default_valid_auc"]  # the defaults were trial 0
+    for name, (_, lo, hi, _) in tuning.SPACE.items():
+        assert lo <= out["params"][name] <= hi, name
+    # a search with no time left stops inside its first trial, at its next round
+    t = time.perf_counter()
+    short = tuning.search(dtrain, dvalid, yv, base, trials=50, seconds=0.2)
+    assert short["trials"] <= 1 and time.perf_counter() - t < 10
