@@ -86,6 +86,14 @@ def test_registry_records_lineage_and_models_load_without_pickle(history, env_fo
         assert card["params"] and card["hardware"]["cpus"] and card["duration_s"] > 0
         assert {"roc.png", "calibration.png", "metrics.json", "importance.json"} <= set(card["files"])
         assert not [f for f in card["files"] if f.endswith((".pkl", ".pickle", ".pt", ".joblib"))]
+        # calibrated on the validation days; the chosen map (perhaps "none") is stored with it
+        assert card["calibration"]["method"] in ("none", "platt", "isotonic"), card["calibration"]
+        assert "calibration.json" in card["files"]
+        assert 0 <= card["calibration"]["test_ece_uncalibrated"] < 1
+        if c.family == "xgboost":  # the bounded search ran, defaults first, and is on the card
+            tuning = card["trainer"]["tuning"]
+            assert 1 <= tuning["trials"] <= 2 and tuning["best_valid_auc"] >= tuning["default_valid_auc"]
+            assert all(card["params"][k] == v for k, v in tuning["params"].items())
         folder = Path(card["uri"])
         for f in folder.glob("*.npz"):
             with np.load(f, allow_pickle=False) as z:  # reading an object array would raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     vn, vc, vy = data["valid_num"], data["valid_cat"], data["valid_y"]
 
     model = build(prep, tuple(cfg["hidden"]), cfg["dropout"]).to(device)
-    base_opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"] * size)
+    base_opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"] * size,
+                                 weight_decay=float(cfg.get("weight_decay", 0.0)))
 
     store = Store(Settings.from_env(cfg["settings"]))  # the launcher's settings, explicitly
     ckpt_uri = cfg["checkpoint_uri"]
@@ -83,8 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     v_idx = np.ascontiguousarray(np.arange(len(vy))[rank::size])
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     out_dir = Path(cfg["out_dir"])
-    for epoch in range(start_epoch, int(cfg["epochs"])):
+    epochs = int(cfg["epochs"])
+    for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
+        if cfg.get("schedule") == "cosine":  # a function of the epoch: a resumed run agrees
+            for group in base_opt.param_groups:
+                group["lr"] = cfg["lr"] * size * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
         perm = np.random.default_rng(cfg["seed"] + epoch).permutation(len(y))
         shard = perm[rank * n_per : (rank + 1) * n_per]
         model.train()

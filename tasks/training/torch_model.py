@@ -23,6 +23,7 @@ def prepare(df, prep: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.nd
         prep = {
             "mean": num.mean().fillna(0).tolist(),
             "std": num.std().replace(0, 1).fillna(1).tolist(),
+            "quantiles": [_knots(num[c].dropna().to_numpy()) for c in NUMERIC_FEATURES],
             "categories": {c: sorted(map(str, df[c].dropna().unique())) for c in CATEGORICAL_FEATURES},
         }
     num = df[NUMERIC_FEATURES].apply(pd.to_numeric, errors="coerce").to_numpy("float64")
@@ -36,10 +37,38 @@ def prepare(df, prep: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.nd
     return x_num, x_cat, y, prep
 
 
+QUANTILE_KNOTS = 101
+
+
+def _knots(values: np.ndarray) -> dict:
+    """A column's training quantiles as (value, level) knots, repeated values merged at their
+    mean level (a discrete column such as the month keeps one knot per value)."""
+    if len(values) == 0:
+        return {"x": [], "u": []}
+    levels = np.linspace(0, 1, QUANTILE_KNOTS)
+    knots = np.quantile(values, levels)
+    x, inverse = np.unique(knots, return_inverse=True)
+    u = np.bincount(inverse, weights=levels) / np.bincount(inverse)
+    return {"x": x.tolist(), "u": u.tolist()}
+
+
 def _scale(num: np.ndarray, codes: np.ndarray, prep: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Standardised numerics with missing indicators (float32), and the category codes."""
+    """Numerics with missing indicators (float32), and the category codes. Each numeric goes
+    through its training quantiles to a standard normal score (delays run to hours, and a
+    network learns better from ranks than from such tails); models saved before the quantiles
+    were kept are standardised as they were trained."""
+    from scipy.special import ndtri
+
     missing = np.isnan(num)
-    num = (num - np.array(prep["mean"])) / np.array(prep["std"])
+    if "quantiles" in prep:
+        out = np.zeros_like(num)
+        for j, k in enumerate(prep["quantiles"]):
+            if len(k["x"]) > 1:
+                u = np.interp(num[:, j], k["x"], k["u"])
+                out[:, j] = ndtri(np.clip(u, 0.005, 0.995))
+        num = out
+    else:
+        num = (num - np.array(prep["mean"])) / np.array(prep["std"])
     num[missing] = 0.0
     return np.concatenate([num, missing.astype("float64")], axis=1).astype("float32"), codes
 
