@@ -1,15 +1,25 @@
-"""Training on one year of features (2 cores): XGBoost time and AUC, Horovod scaling.
+"""Training on one year of features (2 cores): the results table, the ablation, Horovod scaling.
 
 Uses the features under FLIGHTLINE_DATA_ROOT when the 2013 year is published there, else
-lands and builds it first (`features-range`, ~5 minutes, untimed). Split as the reference point
-was measured: train Jan-Aug, validate Sep, test Oct-Dec.
-- XGBoost with native categorical splits vs the same model on one-hot columns (time, test AUC),
-  beside the two baselines (historical late rate; logistic regression);
-- Horovod samples/s with 1 and 2 workers (same data, 2 epochs) and the scaling efficiency.
+lands and builds it first (`features-range`, untimed). The fixed year split: train Jan-Aug,
+validate Sep, test Oct-Dec. One run prints:
+
+- **the results table**: each model family as the training flow fits it (XGBoost with its
+  bounded search; XGBoost with the default parameters; the PyTorch model trained data-parallel
+  with Horovod, 2 workers), each calibrated on the validation days as the flow does, beside the
+  two baselines (historical late rate; logistic regression): ROC AUC, PR AUC, log loss, ECE
+  (and the ECE before calibration), training seconds (search, fit and calibration);
+- **the ablation**: XGBoost with the default parameters, each feature family
+  (``FEATURE_FAMILIES``) removed in turn (its columns blanked: a tree cannot split on them),
+  the test ROC AUC and its change against all families;
+- Horovod samples/s with 1 and 2 workers (2 epochs) and the scaling efficiency.
+
+    .venv/bin/python bench/bench_training.py [--no-ablation]
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from datetime import date, timedelta
@@ -28,6 +38,10 @@ def main() -> None:
     from tasks.landing import land_day
     from tasks.storage import Store
 
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-ablation", action="store_true")
+    ap.add_argument("--no-scaling", action="store_true")
+    args = ap.parse_args()
     s = Settings.from_env()
     year = days(date(2013, 1, 1), date(2013, 12, 31))
     if not all(Store(s).is_committed(s.partition("features", d)) for d in year):
@@ -40,48 +54,89 @@ def main() -> None:
     print(f"Training on one year of features: train {len(tr):,} (Jan-Aug), valid {len(va):,} "
           f"(Sep), test {len(te):,} rows (Oct-Dec); 2 cores")
     with tempfile.TemporaryDirectory(prefix="flightline-bench-training-") as work:
-        _measure(Path(work), tr, va, te, s)
+        results(Path(work), tr, va, te, s)
+        if not args.no_ablation:
+            ablation(tr, va, te)
+        if not args.no_scaling:
+            scaling(Path(work), tr, va, s)
 
 
-def _measure(tmp: Path, tr, va, te, s: Settings) -> None:
-    import xgboost
-
-    from tasks.training import torch_train, xgb
+def results(tmp: Path, tr, va, te, s: Settings) -> None:
+    from tasks.feature_contract import LABEL
+    from tasks.training.calibration import calibrate
     from tasks.training.data import xy
     from tasks.training.evaluate import HistoricalRateBaseline, logistic_baseline, metrics
+    from tasks.training.models import FitOptions, fit
+
+    y = te[LABEL].to_numpy()
+    rows = []
+    runs = [
+        ("XGBoost, bounded search", "xgboost", s, {}),
+        ("XGBoost, default parameters", "xgboost", s.with_overrides(tuning_trials=0), {}),
+        ("PyTorch + Horovod, 2 workers", "torch-horovod", s, {}),
+    ]
+    for name, family, settings, params in runs:
+        t = time.perf_counter()
+        fitted = fit(family, tr, va, FitOptions(
+            workers=2, workdir=tmp / family, checkpoint_uri=str(tmp / f"ckpt-{name}"),
+            params=params, settings=settings, time_budget_s=3600))
+        model, account = calibrate(fitted.model, va)
+        secs = time.perf_counter() - t
+        raw = metrics(y, fitted.model.predict_proba(te))
+        m = metrics(y, model.predict_proba(te))
+        tuning = fitted.info.get("tuning") or {}
+        note = (f"{tuning['trials']} trials in {tuning['seconds']:.0f} s" if tuning.get("trials")
+                else "") + (", " if tuning.get("trials") else "") + f"calibration: {account['method']}"
+        rows.append((name, m, raw["ece"], secs, note))
+    prior = HistoricalRateBaseline().fit(tr, tr[LABEL].to_numpy())
+    rows.append(("Baseline: historical late rate", metrics(y, prior.predict_proba(te)), None,
+                 None, "carrier x origin x hour"))
+    t = time.perf_counter()
+    X_tr, y_tr, cats = xy(tr)
+    logistic = logistic_baseline(X_tr, y_tr)
+    secs = time.perf_counter() - t
+    rows.append(("Baseline: logistic regression", metrics(y, logistic(xy(te, cats)[0])), None,
+                 secs, "all features"))
+    print("\n| model | ROC AUC | PR AUC | log loss | ECE | ECE uncalibrated | training s | notes |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, m, raw_ece, secs, note in rows:
+        print(f"| {name} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {m['log_loss']:.4f} | "
+              f"{m['ece']:.4f} | {'' if raw_ece is None else f'{raw_ece:.4f}'} | "
+              f"{'' if secs is None else f'{secs:.0f}'} | {note} |", flush=True)
+
+
+def ablation(tr, va, te) -> None:
+    from tasks.feature_contract import FEATURE_FAMILIES, LABEL
+    from tasks.training import xgb
+    from tasks.training.evaluate import metrics
     from tasks.training.xgb import XGBModel
 
-    y = te["label_late15"].to_numpy()
-    res = {}
-    for mode in ("native", "onehot"):
-        t = time.perf_counter()
-        booster, cats, info = xgb.train(tr, va, categorical=mode)
-        secs = time.perf_counter() - t
-        if mode == "native":
-            XGBModel(booster, cats).save(tmp / "m")
-            auc = metrics(y, XGBModel.load(tmp / "m").predict_proba(te))["roc_auc"]
-        else:
-            X, _, _ = xy(te, cats)
-            X = xgb._onehot(X, cats)
-            p = booster.predict(xgboost.DMatrix(X), iteration_range=(0, booster.best_iteration + 1))
-            auc = metrics(y, p)["roc_auc"]
-        res[mode] = (secs, auc, info["best_iteration"])
-    base = res["native"][0]
-    for mode, (secs, auc, it) in res.items():
-        print(f"  XGBoost, {mode:6s} categoricals   {secs:6.1f} s  {secs / base:4.2f}x   "
-              f"test ROC AUC {auc:.4f} ({it + 1} trees)")
-    hist = HistoricalRateBaseline().fit(tr, tr["label_late15"].to_numpy())
-    X_tr, y_tr, cats = xy(tr)
-    X_te, _, _ = xy(te, cats)
-    print(f"  baseline: historical late rate     test ROC AUC {metrics(y, hist.predict_proba(te))['roc_auc']:.4f}")
-    print(f"  baseline: logistic regression      test ROC AUC {metrics(y, logistic_baseline(X_tr, y_tr)(X_te))['roc_auc']:.4f}")
+    y = te[LABEL].to_numpy()
+
+    def auc(blank: list[str]) -> float:
+        frames = [df.assign(**{c: None for c in blank}) for df in (tr, va, te)]
+        booster, cats, _ = xgb.train(frames[0], frames[1])
+        return metrics(y, XGBModel(booster, cats).predict_proba(frames[2]))["roc_auc"]
+
+    full = auc([])
+    print(f"\nAblation (XGBoost, default parameters; all families: test ROC AUC {full:.4f})")
+    print("| family removed | columns | test ROC AUC | change |")
+    print("|---|---|---|---|")
+    for family, columns in FEATURE_FAMILIES.items():
+        a = auc(columns)
+        print(f"| {family} | {len(columns)} | {a:.4f} | {a - full:+.4f} |", flush=True)
+
+
+def scaling(tmp: Path, tr, va, s: Settings) -> None:
+    from tasks.training import torch_train
+
     sps = {}
     for workers in (1, 2):
-        _, info = torch_train.train(tr, va, workdir=tmp / f"h{workers}", checkpoint_uri=str(tmp / f"c{workers}"),
-                                    settings=s, workers=workers, epochs=2)
+        _, info = torch_train.train(tr, va, workdir=tmp / f"h{workers}",
+                                    checkpoint_uri=str(tmp / f"c{workers}"), settings=s,
+                                    workers=workers, epochs=2)
         sps[workers] = max(h["samples_per_s"] for h in info["history"])
-        print(f"  Horovod {workers} worker(s): {sps[workers]:10,.0f} samples/s "
-              f"(best valid AUC {max(h['valid_auc'] for h in info['history']):.4f})")
+        print(f"  Horovod {workers} worker(s): {sps[workers]:10,.0f} samples/s")
     print(f"  Horovod scaling efficiency 1 -> 2 workers: {sps[2] / (2 * sps[1]):.0%}")
 
 
