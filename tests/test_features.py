@@ -248,3 +248,16 @@ def test_failing_features_gate_quarantines_the_staged_partition(settings, spark)
     assert (q / "validation.json").exists() and list((q / "data").glob("*.parquet"))
     assert not Path(res.features_uri).exists()
     assert not Path(settings.partition("features", wrong_day)).exists()
+
+
+def test_a_partition_published_before_a_feature_existed_is_named_with_the_fix(settings):
+    from tasks.features.staging import OutdatedPartition
+
+    part = Path(settings.partition("features", DAY))
+    (part / "data").mkdir(parents=True)
+    old = [c for c in FEATURE_COLUMNS if c not in ("turn_buffer_min", "precip_3h")]
+    pd.DataFrame({c: [1] for c in old}).to_parquet(part / "data" / "part-0.parquet")
+    (part / "_SUCCESS").write_text("")
+    with pytest.raises(OutdatedPartition, match=r"dt=2013-01-15 was published before .*precip_3h"
+                       r".*turn_buffer_min.*features-range --from 2013-01-15"):
+        read_features([DAY], settings)

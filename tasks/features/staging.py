@@ -98,6 +98,10 @@ def publish_features(staged: StagedFeatures, settings: Settings) -> Published:
     return Published(day, store.publish_folder(staged.features_uri, final), staged.rows)
 
 
+class OutdatedPartition(ValueError):
+    """A published features partition lacks columns of the current feature contract."""
+
+
 def read_features(days: list[date], settings: Settings):
     """Published feature partitions for ``days`` as one pandas frame (only committed folders)."""
     import pandas as pd
@@ -108,7 +112,15 @@ def read_features(days: list[date], settings: Settings):
         for d in days:
             uri = settings.partition("features", d)
             if store.is_committed(uri):
-                frames.append(pd.read_parquet(store.local_folder(join(uri, "data"), scratch)))
+                frame = pd.read_parquet(store.local_folder(join(uri, "data"), scratch))
+                missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
+                if missing:
+                    raise OutdatedPartition(
+                        f"{uri} was published before the feature contract had "
+                        f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
+                        f"({len(missing)} column(s)): rebuild it with `flightline features-range "
+                        f"--from {d.isoformat()} --to <last day>` (or rerun its daily run)")
+                frames.append(frame)
     if not frames:
         raise ValueError(f"no published feature partitions among {len(days)} requested days")
     return pd.concat(frames, ignore_index=True)
