@@ -104,16 +104,30 @@ horovod_ok() {
   local check
   check=$(.venv/bin/horovodrun --check-build 2>/dev/null) || return 1
   for b in "${built[@]}"; do grep -q "$b" <<<"$check" || return 1; done
+  horovod_torch_matches
+}
+# Horovod records the torch it was built against (horovod/metadata.json) and only warns when
+# another torch is installed: after a torch upgrade it must be rebuilt.
+horovod_torch_matches() {
+  .venv/bin/python - <<'PY'
+import json, pathlib, sys
+import horovod, torch
+meta = json.loads((pathlib.Path(horovod.__file__).parent / "metadata.json").read_text())
+if meta.get("pytorch") != torch.__version__:
+    print(f"install: horovod was built against torch {meta.get('pytorch')}, torch {torch.__version__} is installed",
+          file=sys.stderr)
+    sys.exit(1)
+PY
 }
 if ! horovod_ok; then
   echo "install: building $(pin horovod) against torch$([[ $cuda == 1 ]] && echo ' with NCCL') (several minutes)"
   "${PIP[@]}" uninstall -q -y horovod 2>/dev/null || true
-  cache=()
-  [[ $cuda == 1 ]] && cache=(--no-cache-dir)  # never the CPU build pip may have cached
+  # Never a wheel from pip's cache: it was built against whatever torch (CPU or CUDA) was
+  # installed then, and pip keys it by horovod's version alone.
   env CXX="$ROOT/infra/cxx17.sh" CMAKE_POLICY_VERSION_MINIMUM=3.5 \
     HOROVOD_WITH_PYTORCH=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
     HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 "${gpu_build[@]}" \
-    "${PIP[@]}" install -q --no-build-isolation "${cache[@]}" "$(pin horovod)"
+    "${PIP[@]}" install -q --no-build-isolation --no-cache-dir "$(pin horovod)"
 fi
 
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
@@ -122,6 +136,7 @@ echo "install: checking"
 .venv/bin/horovodrun --check-build | tee .venv/horovod-check.txt
 grep -q '\[X\] PyTorch' .venv/horovod-check.txt && grep -q '\[X\] Gloo' .venv/horovod-check.txt || {
   echo "install: horovod was built without PyTorch or Gloo" >&2; exit 1; }
+horovod_torch_matches || exit 1
 [[ $cuda == 0 ]] || grep -q '\[X\] NCCL' .venv/horovod-check.txt || {
   echo "install: horovod was built without NCCL" >&2; exit 1; }
 .venv/bin/python - <<'PY'
