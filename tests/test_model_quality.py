@@ -110,3 +110,10 @@ def test_the_search_starts_from_the_defaults_stays_in_bounds_and_keeps_to_its_ti
     t = time.perf_counter()
     short = tuning.search(dtrain, dvalid, yv, base, trials=50, seconds=0.2)
     assert short["trials"] <= 1 and time.perf_counter() - t < 10
+
+
+def test_a_map_that_barely_helps_on_the_validation_days_is_not_used():
+    y, p, _ = _scores(20_000, 7, squash=1.05)  # nearly right: a map would fit noise and season
+    cal, account = choose(y, p, [f"d{i % 10}" for i in range(len(y))])
+    gain = 1 - min(v["log_loss"] for v in account["held_out"].values()) / account["held_out"]["none"]["log_loss"]
+    assert gain < account["min_gain"] and cal.method == "none", account
