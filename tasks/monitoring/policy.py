@@ -98,7 +98,9 @@ def decide_retrain(drift: DriftResult, quality: QualityResult | None,
         "drift_share": drift.drift_share, "drifted_features": len(drift.drifted),
         "drifted": ",".join(drift.drifted),
         "prediction_drift_score": drift.prediction_drift.get("score"),
+        "prediction_drift_threshold": drift.prediction_drift.get("threshold"),
         "prediction_drifted": drift.prediction_drift.get("drifted"),
+        "thresholds": drift.thresholds.get("source"),
         "roc_auc": q.get("roc_auc"), "registry_auc": registry_auc,
         "auc_drop": quality.auc_drop if quality else None, "ece": q.get("ece"),
         "served_rows": drift.served.get("rows", 0),
@@ -166,6 +168,7 @@ def _judge(table, day: date, settings: Settings, *, window: bool = True):
     else:
         retrain, reason = True, (f"{k} consecutive breaching days up to {day}: {why}"
                                  if streak >= k else f"up to {day}: {why}")
+    reason += f"; {prediction_note(row)}"
     if repeat:
         reason = row["retrain_reason"] or reason
     table = metrics.with_row(table, dict(row) | {
@@ -175,6 +178,20 @@ def _judge(table, day: date, settings: Settings, *, window: bool = True):
     return table, RetrainDecision(day=day.isoformat(), version=version,
                                   breach=bool(drift_why or quality_why), streak=streak,
                                   retrain=retrain and not repeat, reason=reason, repeat=repeat)
+
+
+def prediction_note(row) -> str:
+    """Prediction drift as the reason states it: its own signal, beside the rules (neither
+    rule counts it; a shift of the model's scores with no feature drift says the model, not
+    the world, changed, and the quality rule judges what it costs)."""
+    score = row.get("prediction_drift_score")
+    if score is None or _isna(score):
+        return "prediction drift not tested"
+    threshold = row.get("prediction_drift_threshold")
+    drifted = row.get("prediction_drifted")
+    verdict = "drifted" if drifted is not None and not _isna(drifted) and bool(drifted) else "no drift"
+    limit = "" if threshold is None or _isna(threshold) else f" vs threshold {float(threshold):.3f}"
+    return f"prediction drift: {verdict} (score {float(score):.3f}{limit})"
 
 
 def _isna(value) -> bool:
