@@ -2,7 +2,8 @@
 
 A retrain is requested when either rule holds:
 
-- **drift**: the drift share reached ``retrain_drift_share`` on each of the K =
+- **drift**: the drift share (the counted features past the version's calibrated thresholds,
+  :mod:`tasks.monitoring.reports`) reached ``retrain_drift_share`` on each of the K =
   ``retrain_consecutive_days`` calendar days ending at the day (a day with no row, because its
   data failed a gate or it was not monitored, breaks the streak);
 - **quality**: the model's ROC AUC on the labelled rows of the W = ``retrain_auc_window_days``
@@ -14,7 +15,8 @@ A retrain is requested when either rule holds:
   summer; over 7 days, 15 of 245 (``bench/policy_replay.py``, on the March-December backfill's
   scores).
 
-unless an earlier request lies within ``retrain_cooldown_days``. A day whose data failed
+unless an earlier request lies within ``retrain_cooldown_days``. Prediction drift is stated in
+every reason, as a signal of its own: neither rule counts it. A day whose data failed
 its gate is never scored, so it never requests one. A day monitored again keeps its request
 (it is not made twice). The rules are judged in day order whatever order the days are
 monitored in: a day recorded late is judged, and so is every later day recorded before it.

@@ -1,10 +1,13 @@
 """Evidently 0.7 reports for one scored day, against the model version's reference sample.
 
-- **drift**: data drift per model feature (Evidently picks the test by column type and sample
-  size: Wasserstein distance or Kolmogorov-Smirnov for numbers, Jensen-Shannon distance or
-  chi-square for categories; each column's method, score and threshold are kept), the share of
-  drifted features, and prediction drift (the model's scores against its scores on the
-  reference);
+- **drift**: data drift per model feature, each with the method and threshold the version
+  calibrated on its training days (:mod:`tasks.monitoring.calibration`: a normed Wasserstein
+  distance for numbers, the Jensen-Shannon distance for categories and numbers of few values; a
+  version without calibrated thresholds gets Evidently's own choice and defaults, and its header
+  says so); the share of the counted features drifted (the calendar columns of
+  :data:`tasks.feature_contract.DRIFT_EXCLUDED` are not tested: one day against weeks differs
+  in them by construction); and prediction drift (the model's scores against its scores on the
+  reference), a signal of its own, never counted in the share;
 - **quality**: the day's classification quality from its labels (a day's arrivals are known by
   the time its features are published): ROC AUC, precision and recall at the threshold
   (``THRESHOLD``), calibration (expected calibration error), beside the version's test-day
