@@ -728,12 +728,13 @@ def test_a_version_without_thresholds_falls_back_to_evidentlys_defaults(calibrat
     """A version trained before versions kept thresholds still gets its report: Evidently's
     default tests and thresholds, said so in the header; the calendar columns stay out."""
     from tasks.monitoring.calibration import THRESHOLDS_FILE
+    from tasks.training import registry
 
     s0 = calibrated["s"]
     s = s0.with_overrides(data_root=str(Path(s0.data_root).parent / "old-version"))
     shutil.copytree(Path(s0.zone("models")), Path(s.zone("models")))
     version = calibrated["version"]
-    (Path(s.zone("models")) / "versions" / version / THRESHOLDS_FILE).unlink()
+    (Path(registry.show(version, s)["uri"]) / THRESHOLDS_FILE).unlink()
     old = calibrated["report"](calibrated["rows"], s)
     assert old.thresholds["source"] == "evidently defaults"
     tested = [e for e in old.features.values() if e["counted"]]

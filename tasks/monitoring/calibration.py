@@ -9,8 +9,8 @@ window. So each model version keeps, next to its reference sample, a threshold p
 (what an ordinary day of the world the model learned looks like). A day drifts in a column when
 its score is above what 19 in 20 of the model's own days reached.
 
-The score is Evidently's own statistic, computed here directly (numpy and scipy, no report: about
-1,000 times cheaper than one Evidently report per day), with the same method per column as the
+The score is Evidently's own statistic, computed here directly (numpy and scipy, no report: 48 ms a
+training day against 4.6 s for Evidently's drift step, ``bench/drift_replay.py``), with the same method per column as the
 daily report uses: the method is fixed at calibration (:func:`column_method`) and passed to
 Evidently with the threshold, so calibration and report never choose differently.
 ``tests/test_monitoring.py`` checks that these scores are Evidently's numbers on real days.
