@@ -14,8 +14,9 @@ monitor a past day by hand, trigger the DAG with its `day` Param.
    failed a gate) or there is no model yet. The serving prediction log's rows for the day are
    matched to them (served and batch probabilities of a flight by one model must agree).
 2. **drift_report** and **quality_report**: Evidently reports against the model version's
-   reference sample, each with a **Report** button: drift per feature (the test used and its
-   score), the share of drifted features and prediction drift; ROC AUC, precision and recall at
+   reference sample, each with a **Report** button: drift per feature (the test used, its
+   score and the version's calibrated threshold), the share of drifted features (calendar
+   columns not counted) and prediction drift, apart; ROC AUC, precision and recall at
    0.5 and calibration on the day's labels, beside the version's test-day figures. Served rows,
    when there are some, get a drift report of their own (`drift_served.html`).
 3. **decide_retrain**: the day's row in the metrics table, then the policy: a retrain is

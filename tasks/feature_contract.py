@@ -45,6 +45,13 @@ CATEGORY_DOMAINS: dict[str, list[str]] = {
 }
 #: What a model learns: the model's inputs, numeric then categorical.
 MODEL_FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+#: Model features left out of monitoring's drift share: they differ between one day and a
+#: reference drawn from weeks by construction, whatever the world does. ``month``: a day holds
+#: one month, the reference two or three; ``day_of_week``: one weekday of seven; ``is_weekend``:
+#: a day is all 0 or all 1. A new calendar feature (day of year, holiday flag) belongs here too.
+#: Schedule columns (``dep_hour``, ...) stay in: a day's mix of hours is like the reference's,
+#: and their calibrated thresholds absorb the weekday-to-weekend difference.
+DRIFT_EXCLUDED = ["month", "day_of_week", "is_weekend"]
 #: The label: arrival 15 or more minutes late (1) or not (0).
 LABEL = "label_late15"
 #: Every column of a published partition, in order.

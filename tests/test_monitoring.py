@@ -140,10 +140,11 @@ def test_a_sample_drawn_from_the_reference_period_shows_no_dataset_drift(monitor
     title = f"Flightline drift report, {LATER[0]}, model {scored.version}"
     shown = _page(result.html, s)
     assert shown.titles == [title] and shown.first_in_body == ("div", "flightline-report-header")
-    tested = sum(e["threshold"] is not None for e in result.features.values())
+    counted = sum(e["counted"] for e in result.features.values())
     assert shown.text.startswith(title) and (
-        f"Drift share {result.drift_share:.3f}: {len(result.drifted)} of {tested} tested model features "
-        f"drifted") in shown.text and "Prediction drift: no drift (" in shown.text, shown.text
+        f"Drift share {result.drift_share:.3f}: {len(result.drifted)} of {counted} counted model "
+        f"features drifted") in shown.text and "Prediction drift: no drift (" in shown.text, shown.text
+    assert "Thresholds: calibrated per column on the model's" in shown.text
     assert "900 rows of the day" in shown.text
 
 
@@ -612,3 +613,162 @@ def test_monitoring_ui_serves_the_workspace_on_loopback(workspace_days):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def calibrated(monitored):
+    """The champion's calibrated thresholds, its quietest training day (the fewest columns past
+    their thresholds, from the calibration's own day scores) with the model's predictions, and
+    that day's drift report."""
+    from tasks.features.staging import read_features
+    from tasks.monitoring.calibration import read_thresholds
+    from tasks.monitoring.reports import drift_report
+    from tasks.monitoring.scoring import PREDICTION, Scored
+    from tasks.training import registry
+
+    s, split = monitored
+    version = registry.champion(s)["version"]
+    doc = read_thresholds(version, s)
+    cols = doc["columns"]
+
+    def breaches(day):
+        return sum(e["days"].get(day, 0) >= e["threshold"] for c, e in cols.items() if c != PREDICTION)
+
+    day = min(split.train_days, key=lambda d: (breaches(d), d))
+    rows = read_features([date.fromisoformat(day)], s)
+    rows[PREDICTION] = registry.load_model(version, s).predict_proba(rows)
+
+    def report(frame, settings=s):
+        scored = Scored(day=day, version=version, model_source="champion", uri="",
+                        rows=len(frame), served_rows=0)
+        return drift_report(scored, settings, current=frame)
+
+    return {"s": s, "split": split, "version": version, "doc": doc, "day": day, "rows": rows,
+            "report": report, "result": report(rows)}
+
+
+def test_thresholds_are_calibrated_on_the_training_days_with_evidentlys_own_scores(calibrated):
+    """Each version keeps a threshold per counted column (and the prediction) next to its
+    reference sample: the 0.95 quantile of that column's scores on the training days. The scores
+    computed at training time (numpy/scipy) are Evidently's: on a training day, the drift report
+    gives each column the same method, score and threshold, and flags exactly the columns whose
+    calibration score reached its threshold."""
+    import numpy as np
+
+    from tasks.feature_contract import DRIFT_EXCLUDED, MODEL_FEATURES
+    from tasks.monitoring.calibration import FLOOR, QUANTILE, THRESHOLDS_FILE
+    from tasks.training import registry
+
+    s, doc, day, result = calibrated["s"], calibrated["doc"], calibrated["day"], calibrated["result"]
+    card = registry.show(calibrated["version"], s)
+    assert card["reference"]["thresholds"]["file"] == THRESHOLDS_FILE in card["files"]
+    assert card["reference"]["thresholds"]["days"] == len(calibrated["split"].train_days)
+    assert doc["days"] == calibrated["split"].train_days and doc["quantile"] == QUANTILE
+    counted = [c for c in MODEL_FEATURES if c not in DRIFT_EXCLUDED]
+    assert set(doc["columns"]) <= {*counted, "prediction"} and "prediction" in doc["columns"]
+    assert len(doc["columns"]) >= len(counted) - 2  # a column may have no value at all (gusts)
+    for c, e in doc["columns"].items():
+        scores = list(e["days"].values())
+        assert set(e["days"]) <= set(doc["days"]) and len(scores) >= len(doc["days"]) - 2, c
+        assert e["threshold"] == pytest.approx(max(np.quantile(scores, QUANTILE), FLOOR), abs=2e-6), c
+    names = {"wasserstein": "Wasserstein distance (normed)", "jensenshannon": "Jensen-Shannon distance"}
+    entries = {**result.features, "prediction": result.prediction_drift}
+    for c, e in doc["columns"].items():
+        if c not in entries or entries[c]["score"] is None:
+            continue
+        got = entries[c]
+        assert got["method"] == names[e["method"]] and got["calibrated"], (c, got)
+        assert got["threshold"] == pytest.approx(e["threshold"], abs=1e-9), c
+        assert got["score"] == pytest.approx(e["days"][day], abs=2e-6), (c, got, e["days"][day])
+        assert got["drifted"] == (e["days"][day] >= e["threshold"]), c
+    # the quiet training day is quiet; most of the features drifted by Evidently's defaults
+    assert result.drift_share <= 0.1, result.drifted
+    assert result.thresholds["source"] == "calibrated"
+
+
+def test_a_day_with_its_weather_moved_is_flagged_in_that_column(calibrated):
+    """The same training day with its temperature 25 degrees lower drifts in ``temp`` (the
+    calibrated threshold, unlike the day as it was), and in nothing else that it did not
+    already drift in."""
+    base, rows = calibrated["result"], calibrated["rows"].copy()
+    assert not base.features["temp"]["drifted"]
+    rows["temp"] = rows["temp"] - 25
+    moved = calibrated["report"](rows)
+    assert moved.features["temp"]["drifted"], moved.features["temp"]
+    assert set(moved.drifted) == set(base.drifted) | {"temp"}
+    assert moved.drift_share > base.drift_share
+
+
+def test_calendar_columns_never_count_in_the_drift_share(calibrated):
+    """month, day_of_week and is_weekend differ by construction (a day holds one of each): moved
+    wildly, they change nothing; they are listed as not counted, and the share is the drifted
+    counted columns over the counted ones."""
+    from tasks.feature_contract import DRIFT_EXCLUDED, MODEL_FEATURES
+
+    assert set(DRIFT_EXCLUDED) == {"month", "day_of_week", "is_weekend"} <= set(MODEL_FEATURES)
+    base, rows = calibrated["result"], calibrated["rows"].copy()
+    rows["month"] = 12
+    rows["day_of_week"] = (rows["day_of_week"] + 3) % 7
+    rows["is_weekend"] = 1 - rows["is_weekend"]
+    moved = calibrated["report"](rows)
+    assert moved.drifted == base.drifted and moved.drift_share == base.drift_share
+    assert moved.excluded == DRIFT_EXCLUDED
+    for c in DRIFT_EXCLUDED:
+        assert moved.features[c]["counted"] is False and moved.features[c]["score"] is None
+        assert c not in moved.drifted
+    counted = [c for c, e in moved.features.items() if e["counted"]]
+    assert not set(counted) & set(DRIFT_EXCLUDED)
+    assert moved.drift_share == round(len(moved.drifted) / len(counted), 4)
+    shown = _page(moved.html, calibrated["s"])
+    assert f"of {len(counted)} counted model features drifted (not counted: month, day_of_week, " \
+           "is_weekend" in shown.text, shown.text
+
+
+def test_a_version_without_thresholds_falls_back_to_evidentlys_defaults(calibrated):
+    """A version trained before versions kept thresholds still gets its report: Evidently's
+    default tests and thresholds, said so in the header; the calendar columns stay out."""
+    from tasks.monitoring.calibration import THRESHOLDS_FILE
+    from tasks.training import registry
+
+    s0 = calibrated["s"]
+    s = s0.with_overrides(data_root=str(Path(s0.data_root).parent / "old-version"))
+    shutil.copytree(Path(s0.zone("models")), Path(s.zone("models")))
+    version = calibrated["version"]
+    (Path(registry.show(version, s)["uri"]) / THRESHOLDS_FILE).unlink()
+    old = calibrated["report"](calibrated["rows"], s)
+    assert old.thresholds["source"] == "evidently defaults"
+    tested = [e for e in old.features.values() if e["counted"]]
+    assert tested and all(e["threshold"] == 0.1 and not e["calibrated"] for e in tested)
+    assert old.prediction_drift["threshold"] == 0.1
+    assert all(not old.features[c]["counted"] for c in old.excluded)
+    # one day against weeks with Evidently's defaults: many features drift on a quiet day
+    assert old.drift_share > calibrated["result"].drift_share + 0.2, old.drifted
+    shown = _page(old.html, s)
+    assert f"Thresholds: Evidently's defaults (0.1 on each distance): model version {version} " \
+           "has no calibrated thresholds" in shown.text, shown.text
+
+
+def test_prediction_drift_is_its_own_signal(calibrated):
+    """Scores shifted up with the features unchanged: prediction drift, and the drift share as
+    it was; the header, the metrics table and the policy's reason carry it apart."""
+    from tasks.monitoring.metrics import read_metrics
+    from tasks.monitoring.policy import decide_retrain
+
+    s0 = calibrated["s"]
+    s = s0.with_overrides(data_root=str(Path(s0.data_root).parent / "prediction-drift"))
+    shutil.copytree(Path(s0.zone("models")), Path(s.zone("models")))
+    base, rows = calibrated["result"], calibrated["rows"].copy()
+    assert not base.prediction_drift["drifted"]
+    rows["prediction"] = (rows["prediction"] + 0.5).clip(upper=1.0)
+    moved = calibrated["report"](rows, s)
+    assert moved.prediction_drift["drifted"] and moved.prediction_drift["calibrated"]
+    assert moved.drifted == base.drifted and moved.drift_share == base.drift_share
+    assert "prediction" not in moved.features
+    shown = _page(moved.html, s)
+    assert "Prediction drift: drifted (" in shown.text and "not part of the drift share" in shown.text
+    decision = decide_retrain(moved, None, s)
+    assert "prediction drift: drifted (score" in decision.reason, decision.reason
+    row = read_metrics(s).iloc[-1]
+    assert bool(row["prediction_drifted"]) and row["thresholds"] == "calibrated"
+    assert row["prediction_drift_threshold"] == pytest.approx(moved.prediction_drift["threshold"])
+    assert row["drift_share"] == base.drift_share

@@ -4,6 +4,8 @@
   into ``predictions/scored/``;
 - :mod:`~tasks.monitoring.reports`: Evidently 0.7 reports against the version's reference sample
   (data and prediction drift; classification quality on the labelled day);
+- :mod:`~tasks.monitoring.calibration`: each version's drift threshold per column, calibrated on
+  its training days at training time, and the drift statistic itself;
 - :mod:`~tasks.monitoring.metrics`: one row per day and model version, accumulated;
 - :mod:`~tasks.monitoring.policy`: the retrain decision (K breaching days, then a cool-down).
 

@@ -14,7 +14,8 @@ from tasks.settings import Settings
 from tasks.storage import Store, join
 
 COLUMNS = ["day", "model_version", "rows", "drift_share", "drifted_features", "drifted",
-           "prediction_drift_score", "prediction_drifted", "roc_auc", "registry_auc", "auc_drop",
+           "prediction_drift_score", "prediction_drift_threshold", "prediction_drifted",
+           "thresholds", "roc_auc", "registry_auc", "auc_drop",
            "window_auc", "window_auc_drop", "ece", "drift_breach", "breach", "served_rows",
            "served_drift_share", "served_skewed", "retrain", "retrain_reason", "recorded_at"]
 

@@ -2,7 +2,8 @@
 
 A retrain is requested when either rule holds:
 
-- **drift**: the drift share reached ``retrain_drift_share`` on each of the K =
+- **drift**: the drift share (the counted features past the version's calibrated thresholds,
+  :mod:`tasks.monitoring.reports`) reached ``retrain_drift_share`` on each of the K =
   ``retrain_consecutive_days`` calendar days ending at the day (a day with no row, because its
   data failed a gate or it was not monitored, breaks the streak);
 - **quality**: the model's ROC AUC on the labelled rows of the W = ``retrain_auc_window_days``
@@ -14,7 +15,8 @@ A retrain is requested when either rule holds:
   summer; over 7 days, 15 of 245 (``bench/policy_replay.py``, on the March-December backfill's
   scores).
 
-unless an earlier request lies within ``retrain_cooldown_days``. A day whose data failed
+unless an earlier request lies within ``retrain_cooldown_days``. Prediction drift is stated in
+every reason, as a signal of its own: neither rule counts it. A day whose data failed
 its gate is never scored, so it never requests one. A day monitored again keeps its request
 (it is not made twice). The rules are judged in day order whatever order the days are
 monitored in: a day recorded late is judged, and so is every later day recorded before it.
@@ -98,7 +100,9 @@ def decide_retrain(drift: DriftResult, quality: QualityResult | None,
         "drift_share": drift.drift_share, "drifted_features": len(drift.drifted),
         "drifted": ",".join(drift.drifted),
         "prediction_drift_score": drift.prediction_drift.get("score"),
+        "prediction_drift_threshold": drift.prediction_drift.get("threshold"),
         "prediction_drifted": drift.prediction_drift.get("drifted"),
+        "thresholds": drift.thresholds.get("source"),
         "roc_auc": q.get("roc_auc"), "registry_auc": registry_auc,
         "auc_drop": quality.auc_drop if quality else None, "ece": q.get("ece"),
         "served_rows": drift.served.get("rows", 0),
@@ -166,6 +170,7 @@ def _judge(table, day: date, settings: Settings, *, window: bool = True):
     else:
         retrain, reason = True, (f"{k} consecutive breaching days up to {day}: {why}"
                                  if streak >= k else f"up to {day}: {why}")
+    reason += f"; {prediction_note(row)}"
     if repeat:
         reason = row["retrain_reason"] or reason
     table = metrics.with_row(table, dict(row) | {
@@ -175,6 +180,20 @@ def _judge(table, day: date, settings: Settings, *, window: bool = True):
     return table, RetrainDecision(day=day.isoformat(), version=version,
                                   breach=bool(drift_why or quality_why), streak=streak,
                                   retrain=retrain and not repeat, reason=reason, repeat=repeat)
+
+
+def prediction_note(row) -> str:
+    """Prediction drift as the reason states it: its own signal, beside the rules (neither
+    rule counts it; a shift of the model's scores with no feature drift says the model, not
+    the world, changed, and the quality rule judges what it costs)."""
+    score = row.get("prediction_drift_score")
+    if score is None or _isna(score):
+        return "prediction drift not tested"
+    threshold = row.get("prediction_drift_threshold")
+    drifted = row.get("prediction_drifted")
+    verdict = "drifted" if drifted is not None and not _isna(drifted) and bool(drifted) else "no drift"
+    limit = "" if threshold is None or _isna(threshold) else f" vs threshold {float(threshold):.3f}"
+    return f"prediction drift: {verdict} (score {float(score):.3f}{limit})"
 
 
 def _isna(value) -> bool:

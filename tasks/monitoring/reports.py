@@ -1,10 +1,13 @@
 """Evidently 0.7 reports for one scored day, against the model version's reference sample.
 
-- **drift**: data drift per model feature (Evidently picks the test by column type and sample
-  size: Wasserstein distance or Kolmogorov-Smirnov for numbers, Jensen-Shannon distance or
-  chi-square for categories; each column's method, score and threshold are kept), the share of
-  drifted features, and prediction drift (the model's scores against its scores on the
-  reference);
+- **drift**: data drift per model feature, each with the method and threshold the version
+  calibrated on its training days (:mod:`tasks.monitoring.calibration`: a normed Wasserstein
+  distance for numbers, the Jensen-Shannon distance for categories and numbers of few values; a
+  version without calibrated thresholds gets Evidently's own choice and defaults, and its header
+  says so); the share of the counted features drifted (the calendar columns of
+  :data:`tasks.feature_contract.DRIFT_EXCLUDED` are not tested: one day against weeks differs
+  in them by construction); and prediction drift (the model's scores against its scores on the
+  reference), a signal of its own, never counted in the share;
 - **quality**: the day's classification quality from its labels (a day's arrivals are known by
   the time its features are published): ROC AUC, precision and recall at the threshold
   (``THRESHOLD``), calibration (expected calibration error), beside the version's test-day
@@ -31,7 +34,14 @@ from functools import cache
 from html import escape
 from pathlib import Path
 
-from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, MODEL_FEATURES, NUMERIC_FEATURES
+from tasks.feature_contract import (
+    CATEGORICAL_FEATURES,
+    DRIFT_EXCLUDED,
+    LABEL,
+    MODEL_FEATURES,
+    NUMERIC_FEATURES,
+)
+from tasks.monitoring.calibration import drift_columns
 from tasks.monitoring.scoring import PREDICTION, Scored, read_scored
 from tasks.monitoring.workspace import add_snapshot
 from tasks.results import Result
@@ -43,6 +53,8 @@ from tasks.training import registry
 THRESHOLD = 0.5
 #: Served rows a day needs before the production view gets its own drift report.
 SERVED_MIN_ROWS = 30
+#: What a calendar column's entry says in place of a test.
+EXCLUDED_NOTE = "not counted: calendar column, differs from the reference by construction"
 
 
 def report_dir(day: date, settings: Settings) -> str:
@@ -60,16 +72,22 @@ class DriftResult(Result):
     version: str
     rows: int
     reference_rows: int
-    drift_share: float  # share of the tested model features that drifted
+    drift_share: float  # share of the counted model features (tested, not calendar) drifted
     drifted: list[str]
-    prediction_drift: dict  # method, score, threshold, drifted
-    features: dict = field(default_factory=dict)  # column -> method, score, threshold, drifted
+    prediction_drift: dict  # method, score, threshold, drifted: its own signal, not in the share
+    #: column -> method, score, threshold, drifted, counted (False: a calendar column, or no
+    #: values), calibrated (the version's threshold, else Evidently's default)
+    features: dict = field(default_factory=dict)
     html: str = ""
     json: str = ""
     #: The production view (the serving prediction log's rows for the day), when there are
     #: enough: rows, drift_share, drifted, prediction_drift, html, json, and the skew check
     #: against the batch scores (``tasks.monitoring.scoring.served_summary``).
     served: dict = field(default_factory=dict)
+    #: Where the thresholds come from: source ("calibrated" or "evidently defaults"), the
+    #: calibration's quantile and days, and the header's note.
+    thresholds: dict = field(default_factory=dict)
+    excluded: list[str] = field(default_factory=list)  # the calendar columns not counted
 
 
 @dataclass
@@ -197,25 +215,45 @@ def _number(value, digits: int = 4, *, sign: bool = False) -> str:
 
 def _drift_header(kind: str, day: str, version: str, rows: str, reference_rows: int,
                   share: float, features: dict, prediction: dict,
-                  extra: Sequence[str] = ()) -> PageHeader:
-    """The drift page's header: its share of drifted features, prediction drift, the rows."""
-    tested = [c for c, e in features.items() if e.get("threshold") is not None]
+                  extra: Sequence[str] = (), thresholds: str = "") -> PageHeader:
+    """The drift page's header: its share of drifted features (the calendar columns left out),
+    prediction drift as its own signal, where the thresholds come from, the rows."""
+    counted = [c for c, e in features.items() if e.get("counted", e.get("threshold") is not None)]
     drifted = sorted(c for c, e in features.items() if e.get("drifted"))
-    untested = len(features) - len(tested)
+    excluded = [c for c in features if c in DRIFT_EXCLUDED]
+    untested = [c for c, e in features.items() if c not in excluded and c not in counted]
     if prediction:
         verdict = "drifted" if prediction.get("drifted") else "no drift"
         pred = (f"Prediction drift: {verdict} ({prediction.get('method')}, score "
-                f"{_number(prediction.get('score'))}, threshold {_number(prediction.get('threshold'))}).")
+                f"{_number(prediction.get('score'))}, threshold {_number(prediction.get('threshold'))}; "
+                "its own signal, not part of the drift share).")
     else:
         pred = "Prediction drift: not tested."
+    left_out = []
+    if excluded:
+        left_out.append(f"not counted: {', '.join(excluded)}, calendar columns that differ "
+                        "from a reference of weeks by construction")
+    if untested:
+        left_out.append(f"{len(untested)} not tested: no values")
+    shown = [f"{c} ({_number(features[c].get('score'), 3)} > {_number(features[c].get('threshold'), 3)})"
+             for c in sorted(drifted, key=lambda c: -_ratio(features[c]))]
     return PageHeader(
         title=f"Flightline {kind} report, {day}, model {version}",
-        lines=[f"Drift share {_number(share, 3)}: {len(drifted)} of {len(tested)} tested model features "
-               f"drifted" + (f" ({untested} not tested: no values)" if untested else "") + ". "
+        lines=[f"Drift share {_number(share, 3)}: {len(drifted)} of {len(counted)} counted model "
+               f"features drifted" + (f" ({'; '.join(left_out)})" if left_out else "") + ". "
                + pred,
+               *([thresholds] if thresholds else []),
                f"{rows} against the version's reference sample ({reference_rows:,} training rows)."
                + "".join(f" {e}" for e in extra),
-               *([f"Drifted: {', '.join(drifted)}."] if drifted else [])])
+               *([f"Drifted: {', '.join(shown)}."] if drifted else [])])
+
+
+def _ratio(entry: dict) -> float:
+    """How far a column's score went past its threshold (score / threshold)."""
+    score, threshold = entry.get("score"), entry.get("threshold")
+    if score is None or not threshold:
+        return 0.0
+    return float(score) / float(threshold)
 
 
 #: The quality figures both the day and the version's test days have, in the order shown.
@@ -287,12 +325,15 @@ def _drift_types():
     )
     from evidently.legacy.metrics import DataDriftTable
 
-    def table(context, columns):
-        """The one legacy drift table of ``columns`` (computed once per report, then cached)."""
-        return context.get_legacy_metric(DataDriftTable(columns=list(columns)), None, None)
+    def table(context, columns, methods, thresholds):
+        """The one legacy drift table of ``columns`` (computed once per report, then cached),
+        with the given method and threshold per column (Evidently's defaults for the others)."""
+        return context.get_legacy_metric(DataDriftTable(
+            columns=list(columns), per_column_stattest=dict(methods) or None,
+            per_column_stattest_threshold=dict(thresholds) or None), None, None)
 
-    def frame(context, columns):
-        result = table(context, columns)[0]
+    def frame(context, metric):
+        result = table(context, metric.columns, metric.methods, metric.thresholds)[0]
         return pd.DataFrame(
             [{"feature": column, "column_type": str(m.column_type), "method": str(m.stattest_name),
               "score": float(m.drift_score), "threshold": float(m.stattest_threshold),
@@ -302,10 +343,12 @@ def _drift_types():
 
     class FlightlineColumnDrift(DataframeMetric):
         columns: list[str]
+        methods: dict[str, str] = {}  # column -> Evidently's test name (calibrated versions)
+        thresholds: dict[str, float] = {}  # column -> threshold
 
     class FlightlineColumnDriftCalculation(DataframeCalculation[FlightlineColumnDrift]):
         def calculate(self, context, current_data, reference_data):
-            result = self.result(frame(context, self.metric.columns))
+            result = self.result(frame(context, self.metric))
             result.widget = []  # the preset draws the table
             return result
 
@@ -315,10 +358,12 @@ def _drift_types():
     class FlightlineFeatureDrift(CountMetric):
         columns: list[str]  # every tested column: the table's
         features: list[str]  # those counted (the model features, not the prediction)
+        methods: dict[str, str] = {}
+        thresholds: dict[str, float] = {}
 
     class FlightlineFeatureDriftCalculation(CountCalculation[FlightlineFeatureDrift]):
         def calculate(self, context, current_data, reference_data):
-            rows = frame(context, self.metric.columns)
+            rows = frame(context, self.metric)
             rows = rows[rows["feature"].isin(self.metric.features)]
             drifted = int(rows["drifted"].sum())
             result = self.result(drifted, drifted / len(rows) if len(rows) else 0.0)
@@ -331,13 +376,20 @@ def _drift_types():
     class DriftTablePreset(MetricContainer):
         columns: list[str]
         features: list[str]
+        methods: dict[str, str] = {}
+        thresholds: dict[str, float] = {}
+
+        def column_metric(self):
+            return FlightlineColumnDrift(columns=self.columns, methods=self.methods,
+                                         thresholds=self.thresholds)
 
         def generate_metrics(self, context):
-            return [FlightlineColumnDrift(columns=self.columns),
-                    FlightlineFeatureDrift(columns=self.columns, features=self.features)]
+            return [self.column_metric(),
+                    FlightlineFeatureDrift(columns=self.columns, features=self.features,
+                                           methods=self.methods, thresholds=self.thresholds)]
 
         def render(self, context, child_widgets=None):
-            return table(context, self.columns)[1]
+            return table(context, self.columns, self.methods, self.thresholds)[1]
 
     return DriftTablePreset, FlightlineColumnDrift, FlightlineFeatureDrift
 
@@ -349,66 +401,101 @@ def _timestamp(day: date):
     return datetime(day.year, day.month, day.day)
 
 
-def _drift(cur, ref, day: date, version: str, report: str = "drift"):
+def _drift(cur, ref, day: date, version: str, report: str = "drift",
+           calibrated: dict | None = None):
     """Evidently's drift of ``cur`` against ``ref`` on ``day`` (``report``: its name in the
-    snapshot's metadata and tags): (snapshot, per-feature entries,
-    prediction drift, share of tested features drifted, drifted features, Evidently's table as a
-    dict). The figures are read from the snapshot's metric results."""
+    snapshot's metadata and tags), with the version's ``calibrated`` method and threshold per
+    column (None: Evidently's defaults): (snapshot, per-feature entries, prediction drift, share
+    of the counted features drifted, drifted features, Evidently's table as a dict). The figures
+    are read from the snapshot's metric results. The calendar columns
+    (:data:`tasks.feature_contract.DRIFT_EXCLUDED`) are not tested: they differ by construction."""
     from evidently import Report
 
     # A column with no value on one side (a calm day has no wind gusts at all) cannot be tested;
     # it is reported as such and left out of the drift share.
-    tested = [c for c in MODEL_FEATURES if cur[c].notna().any() and ref[c].notna().any()]
-    preset_type, column_drift, _ = _drift_types()
-    preset = preset_type(columns=[*tested, PREDICTION], features=tested)
+    counted = drift_columns()
+    tested = [c for c in counted if c in cur and c in ref and cur[c].notna().any()
+              and ref[c].notna().any()]
+    columns = [*tested, PREDICTION]
+    cal = (calibrated or {}).get("columns", {})
+    preset_type, _, _ = _drift_types()
+    preset = preset_type(columns=columns, features=tested,
+                         methods={c: cal[c]["method"] for c in columns if c in cal},
+                         thresholds={c: float(cal[c]["threshold"]) for c in columns if c in cal})
     snapshot = Report([preset]).run(
         current_data=_dataset(cur, False), reference_data=_dataset(ref, False),
         timestamp=_timestamp(day), metadata={"day": day.isoformat(), "report": report,
                                              "model_version": version}, tags=[report])
-    table = snapshot.metric_results[column_drift(columns=preset.columns).metric_id].value
-    features: dict = {c: {"method": "not tested: no values", "score": None, "threshold": None,
-                          "drifted": False} for c in MODEL_FEATURES if c not in tested}
+    table = snapshot.metric_results[preset.column_metric().metric_id].value
+    features: dict = {c: {"method": EXCLUDED_NOTE, "score": None, "threshold": None,
+                          "drifted": False, "counted": False}
+                      for c in MODEL_FEATURES if c in DRIFT_EXCLUDED}
+    features |= {c: {"method": "not tested: no values", "score": None, "threshold": None,
+                     "drifted": False, "counted": False} for c in counted if c not in tested}
     prediction: dict = {}
-    columns = {}
+    columns_out = {}
     for row in table.itertuples(index=False):
         entry = {"method": row.method, "score": round(float(row.score), 6),
-                 "threshold": float(row.threshold), "drifted": bool(row.drifted)}
-        columns[row.feature] = {**entry, "column_type": row.column_type}
+                 "threshold": float(row.threshold), "drifted": bool(row.drifted),
+                 "calibrated": row.feature in preset.thresholds}
+        columns_out[row.feature] = {**entry, "column_type": row.column_type}
         if row.feature == PREDICTION:
             prediction = entry
         else:
-            features[row.feature] = entry
+            features[row.feature] = {**entry, "counted": True}
+    features = {c: features[c] for c in MODEL_FEATURES if c in features}
     drifted = sorted(c for c, e in features.items() if e["drifted"])
-    evidently = {"metrics": [{"metric": "DataDriftTable", "columns": columns,
+    evidently = {"metrics": [{"metric": "DataDriftTable", "columns": columns_out,
                               "number_of_columns": len(table),
                               "number_of_drifted_columns": int(table["drifted"].sum())}]}
-    return snapshot, features, prediction, round(len(drifted) / len(tested), 4), drifted, evidently
+    share = round(len(drifted) / len(tested), 4) if tested else 0.0
+    return snapshot, features, prediction, share, drifted, evidently
+
+
+def _thresholds_note(version: str, calibrated: dict | None) -> dict:
+    """Where the report's thresholds come from (the result's ``thresholds``)."""
+    if calibrated is None:
+        return {"source": "evidently defaults",
+                "note": f"Thresholds: Evidently's defaults (0.1 on each distance): model version "
+                        f"{version} has no calibrated thresholds (it was trained before versions "
+                        f"kept them; retrain it to calibrate)."}
+    days = calibrated.get("days", [])
+    first, last = (days[0], days[-1]) if days else ("n/a", "n/a")
+    return {"source": "calibrated", "quantile": calibrated.get("quantile"), "days": len(days),
+            "first_day": first, "last_day": last,
+            "note": f"Thresholds: calibrated per column on the model's {len(days)} training days "
+                    f"({first} to {last}): the {calibrated.get('quantile')} quantile of each "
+                    f"column's score on those days against the reference sample."}
 
 
 def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftResult:
     """Data and prediction drift of the scored day against the version's reference sample
     (``current``: a frame to use instead of the scored day, for tests and benchmarks), and of
-    the served rows when the prediction log has enough for the day (``drift_served``)."""
+    the served rows when the prediction log has enough for the day (``drift_served``), with the
+    version's calibrated thresholds (Evidently's defaults for a version without them)."""
+    from tasks.monitoring.calibration import read_thresholds
     from tasks.monitoring.scoring import served_frame
     from tasks.training.reference import read_reference
 
     day = date.fromisoformat(scored.day)
     cur = read_scored(day, settings) if current is None else current
     ref = read_reference(scored.version, settings)
-    snapshot, features, prediction, share, drifted, evidently = _drift(cur, ref, day,
-                                                                       scored.version)
+    calibrated = read_thresholds(scored.version, settings)
+    thresholds = _thresholds_note(scored.version, calibrated)
+    snapshot, features, prediction, share, drifted, evidently = _drift(
+        cur, ref, day, scored.version, calibrated=calibrated)
     served: dict = {}
     if scored.served_rows >= SERVED_MIN_ROWS:
         rows = served_frame(day, settings)
         s_snap, s_features, s_prediction, s_share, s_drifted, s_evidently = _drift(
-            rows, ref, day, scored.version, "drift_served")
+            rows, ref, day, scored.version, "drift_served", calibrated=calibrated)
         served = {**scored.served, "drift_share": s_share, "drifted": s_drifted,
                   "prediction_drift": s_prediction, "features": s_features}
         skew = (f"Skew: {served.get('skewed')} of the {served.get('compared')} flights this "
                 f"version scored both ways (served and batch) disagree.")
         header = _drift_header("served-rows drift", scored.day, scored.version,
                                f"{len(rows):,} served rows of the day", len(ref), s_share,
-                               s_features, s_prediction, [skew])
+                               s_features, s_prediction, [skew], thresholds["note"])
         served["html"], served["json"] = _publish(day, "drift_served", s_snap, served, settings,
                                                   header=header, evidently=s_evidently)
     elif scored.served_rows:
@@ -416,9 +503,10 @@ def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftRe
                   "note": f"{scored.served_rows} served rows: fewer than {SERVED_MIN_ROWS}, no drift report"}
     result = DriftResult(day=scored.day, version=scored.version, rows=len(cur),
                          reference_rows=len(ref), drift_share=share, drifted=drifted,
-                         prediction_drift=prediction, features=features, served=served)
+                         prediction_drift=prediction, features=features, served=served,
+                         thresholds=thresholds, excluded=list(DRIFT_EXCLUDED))
     header = _drift_header("drift", scored.day, scored.version, f"{len(cur):,} rows of the day",
-                           len(ref), share, features, prediction)
+                           len(ref), share, features, prediction, (), thresholds["note"])
     result.html, result.json = _publish(day, "drift", snapshot, result.to_dict(), settings,
                                         header=header, evidently=evidently)
     add_snapshot(snapshot, "drift", day, settings)

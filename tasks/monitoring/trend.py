@@ -29,7 +29,7 @@ def draw_trend(first: date, last: date, settings: Settings, out: Path | None = N
     days = list(df["day"])
     requests = [d for d, r in zip(days, df["retrain"], strict=True) if bool(r)]
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(12, 6.5), dpi=110)
-    top.plot(days, df["drift_share"], color="#1a73e8", lw=1.4, label="share of features drifted")
+    top.plot(days, df["drift_share"], color="#1a73e8", lw=1.4, label="share of counted features drifted")
     top.axhline(settings.retrain_drift_share, color="#d93025", ls="--", lw=1,
                 label=f"breach threshold {settings.retrain_drift_share}")
     top.set_ylim(0, 1)

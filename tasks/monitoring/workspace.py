@@ -79,8 +79,8 @@ def _panels():
             "Drift share", [PanelMetric(legend="share of model features drifted", tags=["drift"],
                                         metric=FEATURE_DRIFT_METRIC,
                                         metric_labels={"value_type": "share"})],
-            "Share of the tested model features whose drift test breached its threshold, "
-            "against the model version's reference sample", size="full"),
+            "Share of the counted model features (calendar columns left out) past the model "
+            "version's calibrated thresholds, against its reference sample", size="full"),
         line_plot_panel(
             "Prediction drift", [PanelMetric(legend="prediction drift score", tags=["drift"],
                                              metric=COLUMN_DRIFT_METRIC,

@@ -3,7 +3,7 @@ archive into the model store beside the version (``models/registry/bentos/<versi
 
 The build context is assembled in a temporary folder: the ``tasks`` package (pure Python: the
 service, the schema, the model classes), the version's own files under ``model/`` (model,
-categories or preprocessing, ``card.json``; no plots, no reference sample), and a minimal
+categories or preprocessing, ``card.json``; no plots, no reference sample or drift thresholds), and a minimal
 ``bentofile.yaml`` whose Python packages carry the pins of ``requirements.txt``. The Bento is
 labelled with the registry version, its training window and its code version. Every ``bentoml``
 command runs with ``BENTOML_HOME`` set to the settings' folder, never the user's home.
@@ -27,8 +27,9 @@ from tasks.storage import Store, join
 from tasks.training import registry
 
 BENTO_NAME = "flightline"
-#: Version files a Bento does not need (evaluation plots, monitoring's reference sample).
-SKIP_SUFFIXES = (".png", ".parquet")
+#: Version files a Bento does not need (evaluation plots, monitoring's reference sample and its
+#: calibrated drift thresholds).
+SKIP_SUFFIXES = (".png", ".parquet", "drift_thresholds.json")
 #: Packages the service imports, per model family (pinned as in requirements.txt).
 #: The storage layer (an S3 data root: the prediction log) needs fsspec and s3fs, whose
 #: aiobotocore holds botocore to the pinned release.

@@ -6,6 +6,10 @@ model's own prediction on each row (``prediction``). Drift reports compare a day
 predictions with it; the sample is the same on every rerun of the same training, because the
 training frame's row order is fixed (partitions in day order, rows in flight order) and the seed
 is.
+
+Beside it, ``drift_thresholds.json``: each monitored column's drift threshold, calibrated on the
+training window's days against the sample (:mod:`tasks.monitoring.calibration`), which the
+daily drift report uses.
 """
 
 from __future__ import annotations
@@ -35,11 +39,20 @@ def reference_sample(model, train_df, rows: int, seed: int = SEED):
 
 
 def save_reference(model, train_df, folder: Path, settings: Settings) -> dict:
-    """Write the sample into a version folder; returns what the model card records of it."""
+    """Write the sample and its calibrated drift thresholds into a version folder; returns what
+    the model card records of them."""
+    import time
+
+    from tasks.monitoring.calibration import calibrate, save_thresholds
+
     sample = reference_sample(model, train_df, settings.reference_rows)
     sample.to_parquet(Path(folder) / REFERENCE_FILE, index=False)
+    started = time.perf_counter()
+    days = train_df.assign(**{PREDICTION: model.predict_proba(train_df)})
+    thresholds = save_thresholds(calibrate(sample, days), folder)
+    thresholds["seconds_with_scoring"] = round(time.perf_counter() - started, 3)
     return {"file": REFERENCE_FILE, "rows": len(sample), "seed": SEED,
-            "drawn_from": "training rows", "of_rows": len(train_df)}
+            "drawn_from": "training rows", "of_rows": len(train_df), "thresholds": thresholds}
 
 
 def read_reference(version: str, settings: Settings):
