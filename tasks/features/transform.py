@@ -350,6 +350,9 @@ def feature_frame(flights, weather, planes):
 
     f = timed_flights(flights)
     hourly = weather_at_hour(weather)
+    # One row per origin hour (a few thousand a year) and per plane: joined whole into every
+    # task's rows (broadcast) rather than shuffling the flights by airport hour and then by plane.
+    weather_rows = hourly.join(weather_trend(hourly), ["origin", "time_hour"], "left")
     today = f.where("is_today")
     keep = today.where(~F.col("cancelled") & ~F.col("diverted") & ~F.col("impossible"))
     rows = (
@@ -357,8 +360,7 @@ def feature_frame(flights, weather, planes):
         .join(schedule_density(f), "fid", "left")
         .join(arrivals_known(f), "fid", "left")
         .join(previous_leg(f), "fid", "left")
-        .join(hourly, ["origin", "time_hour"], "left")
-        .join(weather_trend(hourly), ["origin", "time_hour"], "left")
-        .join(plane_attributes(planes), "tailnum", "left")
+        .join(F.broadcast(weather_rows), ["origin", "time_hour"], "left")
+        .join(F.broadcast(plane_attributes(planes)), "tailnum", "left")
     )
     return f, calendar(rows), today
