@@ -104,11 +104,42 @@ def _over_events_before(f, events, aggregates: dict):
     return frame.where(F.col("fid").isNotNull()).select("fid", *aggregates)
 
 
-def _known_before(*keys: str, hours: int):
-    """The events of the same batch day and ``keys`` in the ``hours`` before a row's ``ts``."""
+def _upto(*keys: str, before_s: int):
+    """Every event of the same batch day and ``keys`` known ``before_s`` seconds or more before a
+    row's ``ts``: a running frame (from the partition's start), which Spark updates row by row."""
     from pyspark.sql import Window
 
-    return Window.partitionBy("batch_day", *keys).orderBy("ts").rangeBetween(-hours * 3600, -1)
+    return Window.partitionBy("batch_day", *keys).orderBy("ts").rangeBetween(
+        Window.unboundedPreceding, -before_s)
+
+
+def _count_known(column: str, *keys: str, hours: int):
+    """``count(column)`` over the events of the same batch day and ``keys`` in the ``hours``
+    before a row's ``ts`` (``[ts - hours, ts - 1 s]``): the running count up to a second before
+    less the running count up to ``hours`` and a second before.
+
+    Spark recomputes a sliding (both ends bounded) frame from scratch for every row, which costs
+    the frame's size per row: at an airport with 30 times New York's traffic a 3-hour frame holds
+    thousands of rows. Two running frames cost one update per row and give the same counts.
+    """
+    from pyspark.sql import functions as F
+
+    return (F.count(column).over(_upto(*keys, before_s=1))
+            - F.count(column).over(_upto(*keys, before_s=hours * 3600 + 1)))
+
+
+def _mean_known(column: str, *keys: str, hours: int):
+    """``avg(column)`` over the same events as :func:`_count_known`: the difference of running
+    sums over the difference of running counts (null without events). Spark's ``avg`` sums in
+    double and divides by the count; delays are whole minutes (and shares 0 or 1), so every
+    running sum is an exact integer and the result is the same double to the last bit."""
+    from pyspark.sql import functions as F
+
+    def total(before_s: int):
+        return F.coalesce(F.sum(column).over(_upto(*keys, before_s=before_s)), F.lit(0))
+
+    n = _count_known(column, *keys, hours=hours)
+    return F.when(n > 0, (total(1) - total(hours * 3600 + 1)).cast("double") / n.cast("double"))
 
 
 def origin_congestion(f):
@@ -123,20 +154,18 @@ def origin_congestion(f):
         F.col("dep_delay").alias("ev_delay"),
         (F.col("dep_delay") >= 15).cast("int").alias("ev_late"),
     )
-    w3h, w1h = _known_before("origin", hours=3), _known_before("origin", hours=1)
-    w_carrier = _known_before("origin", "carrier", hours=3)
     # The latest departure known before: the greatest (ts, delay) of the events, so ties in
     # time resolve the same way on every run (query rows carry no delay and are left out).
     w_all = Window.partitionBy("batch_day", "origin").orderBy("ts").rangeBetween(
         Window.unboundedPreceding, -1)
     last = F.max(F.when(F.col("ev_delay").isNotNull(), F.struct("ts", "ev_delay"))).over(w_all)
     return _over_events_before(f, events, {
-        "origin_departures_3h": F.count("ev_delay").over(w3h),
-        "origin_dep_delay_mean_3h": F.avg("ev_delay").over(w3h),
-        "origin_late_dep_share_3h": F.avg("ev_late").over(w3h),
-        "origin_dep_delay_mean_1h": F.avg("ev_delay").over(w1h),
+        "origin_departures_3h": _count_known("ev_delay", "origin", hours=3),
+        "origin_dep_delay_mean_3h": _mean_known("ev_delay", "origin", hours=3),
+        "origin_late_dep_share_3h": _mean_known("ev_late", "origin", hours=3),
+        "origin_dep_delay_mean_1h": _mean_known("ev_delay", "origin", hours=1),
         "origin_last_dep_delay": last.getField("ev_delay").cast("double"),
-        "carrier_origin_dep_delay_mean_3h": F.avg("ev_delay").over(w_carrier),
+        "carrier_origin_dep_delay_mean_3h": _mean_known("ev_delay", "origin", "carrier", hours=3),
     })
 
 
@@ -145,8 +174,14 @@ def schedule_density(f):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    w_sched = Window.partitionBy("batch_day", "origin").orderBy("sched_dep_s").rangeBetween(-1800, 1800)
-    return f.withColumn("origin_sched_flights_1h", F.count("*").over(w_sched)).select(
+    # Running counts (see :func:`_count_known`): those up to 30 minutes after less those up to
+    # 30 minutes and a second before.
+    def upto(offset_s: int):
+        return Window.partitionBy("batch_day", "origin").orderBy("sched_dep_s").rangeBetween(
+            Window.unboundedPreceding, offset_s)
+
+    density = F.count("*").over(upto(1800)) - F.count("*").over(upto(-1801))
+    return f.withColumn("origin_sched_flights_1h", density).select(
         "fid", "origin_sched_flights_1h"
     )
 
@@ -160,14 +195,12 @@ def arrivals_known(f):
         "batch_day", "carrier", "dest", F.col("arr_known_s").alias("ts"),
         F.col("late15").alias("ev_late"), F.col("arr_delay").alias("ev_arr_delay"),
     )
-    w_car, w_dest = _known_before("carrier", hours=6), _known_before("dest", hours=6)
-    w_car3, w_dest2 = _known_before("carrier", hours=3), _known_before("dest", hours=2)
     return _over_events_before(f, events, {
-        "carrier_late_arr_share_6h": F.avg("ev_late").over(w_car),
-        "carrier_arrivals_6h": F.count("ev_late").over(w_car),
-        "dest_arr_delay_mean_6h": F.avg("ev_arr_delay").over(w_dest),
-        "dest_arr_delay_mean_2h": F.avg("ev_arr_delay").over(w_dest2),
-        "carrier_arr_delay_mean_3h": F.avg("ev_arr_delay").over(w_car3),
+        "carrier_late_arr_share_6h": _mean_known("ev_late", "carrier", hours=6),
+        "carrier_arrivals_6h": _count_known("ev_late", "carrier", hours=6),
+        "dest_arr_delay_mean_6h": _mean_known("ev_arr_delay", "dest", hours=6),
+        "dest_arr_delay_mean_2h": _mean_known("ev_arr_delay", "dest", hours=2),
+        "carrier_arr_delay_mean_3h": _mean_known("ev_arr_delay", "carrier", hours=3),
     })
 
 
@@ -317,6 +350,9 @@ def feature_frame(flights, weather, planes):
 
     f = timed_flights(flights)
     hourly = weather_at_hour(weather)
+    # One row per origin hour (a few thousand a year) and per plane: joined whole into every
+    # task's rows (broadcast) rather than shuffling the flights by airport hour and then by plane.
+    weather_rows = hourly.join(weather_trend(hourly), ["origin", "time_hour"], "left")
     today = f.where("is_today")
     keep = today.where(~F.col("cancelled") & ~F.col("diverted") & ~F.col("impossible"))
     rows = (
@@ -324,8 +360,7 @@ def feature_frame(flights, weather, planes):
         .join(schedule_density(f), "fid", "left")
         .join(arrivals_known(f), "fid", "left")
         .join(previous_leg(f), "fid", "left")
-        .join(hourly, ["origin", "time_hour"], "left")
-        .join(weather_trend(hourly), ["origin", "time_hour"], "left")
-        .join(plane_attributes(planes), "tailnum", "left")
+        .join(F.broadcast(weather_rows), ["origin", "time_hour"], "left")
+        .join(F.broadcast(plane_attributes(planes)), "tailnum", "left")
     )
     return f, calendar(rows), today
