@@ -60,7 +60,12 @@ def search(dtrain, dvalid, y_valid, base: dict, *, trials: int, seconds: float) 
         sampler=optuna.samplers.TPESampler(seed=SEED, n_startup_trials=min(4, trials)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=50))
     study.enqueue_trial({k: base[k] for k in SPACE if k in base}, skip_if_exists=True)
-    study.optimize(objective, n_trials=trials, timeout=seconds, catch=())
+    def out_of_time(study, trial) -> None:  # no new trial once the time is up
+        if time.perf_counter() > deadline:
+            study.stop()
+
+    study.optimize(objective, n_trials=trials, timeout=seconds, catch=(),
+                   callbacks=[out_of_time])
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         return {"params": {}, "trials": 0, "seconds": round(time.perf_counter() - started, 2),
