@@ -145,7 +145,6 @@ def _mean_known(column: str, *keys: str, hours: int):
 def origin_congestion(f):
     """Departures that actually left the origin before the scheduled departure: the 3 hours
     before, the last hour, the latest one, and the same carrier's over 3 hours."""
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     events = f.where(F.col("dep_actual_s").isNotNull() & ~F.col("impossible")).select(
@@ -156,9 +155,8 @@ def origin_congestion(f):
     )
     # The latest departure known before: the greatest (ts, delay) of the events, so ties in
     # time resolve the same way on every run (query rows carry no delay and are left out).
-    w_all = Window.partitionBy("batch_day", "origin").orderBy("ts").rangeBetween(
-        Window.unboundedPreceding, -1)
-    last = F.max(F.when(F.col("ev_delay").isNotNull(), F.struct("ts", "ev_delay"))).over(w_all)
+    last = F.max(F.when(F.col("ev_delay").isNotNull(), F.struct("ts", "ev_delay"))).over(
+        _upto("origin", before_s=1))
     return _over_events_before(f, events, {
         "origin_departures_3h": _count_known("ev_delay", "origin", hours=3),
         "origin_dep_delay_mean_3h": _mean_known("ev_delay", "origin", hours=3),
