@@ -117,3 +117,52 @@ def test_a_map_that_barely_helps_on_the_validation_days_is_not_used():
     cal, account = choose(y, p, [f"d{i % 10}" for i in range(len(y))])
     gain = 1 - min(v["log_loss"] for v in account["held_out"].values()) / account["held_out"]["none"]["log_loss"]
     assert gain < account["min_gain"] and cal.method == "none", account
+
+
+def _features(n: int, seed: int) -> pd.DataFrame:
+    """A frame with the model's columns: numerics with a signal, categoricals, the label."""
+    from tasks.feature_contract import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({c: rng.normal(size=n) for c in NUMERIC_FEATURES})
+    df.loc[rng.random(n) < 0.1, NUMERIC_FEATURES[1]] = np.nan
+    for i, c in enumerate(CATEGORICAL_FEATURES):
+        df[c] = rng.choice([f"{c}-{k}" for k in range(3 + 2 * i)], size=n).astype(object)
+    logit = df[NUMERIC_FEATURES[0]] * 1.5 + (df[CATEGORICAL_FEATURES[0]] == f"{CATEGORICAL_FEATURES[0]}-1")
+    df[LABEL] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return df
+
+
+def test_a_matrix_built_in_batches_is_the_matrix_built_whole():
+    import xgboost as xgb
+
+    from tasks.training.data import categories, xy
+    from tasks.training.xgb import DEFAULT_PARAMS, matrix
+
+    frame, valid = _features(2500, 3), _features(900, 4)
+    cats = categories(frame)
+    X, y, _ = xy(frame, cats)
+    whole = xgb.QuantileDMatrix(X, y, enable_categorical=True, max_bin=256)
+    batched = matrix(frame, cats, max_bin=256, batch_rows=700)  # 4 batches, the last short
+    assert batched.num_row() == whole.num_row() == 2500
+    assert (batched.get_label() == y).all()
+    for a, b in zip(whole.get_quantile_cut(), batched.get_quantile_cut(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    Xv, yv, _ = xy(valid, cats)
+    p = {**DEFAULT_PARAMS, "nthread": 1, "subsample": 1.0, "colsample_bytree": 1.0}
+    models = [xgb.train(p, d, num_boost_round=15) for d in (whole, batched)]
+    dv = xgb.DMatrix(Xv, enable_categorical=True)
+    np.testing.assert_allclose(models[0].predict(dv), models[1].predict(dv), rtol=1e-6)
+    assert metrics(yv, models[1].predict(dv))["roc_auc"] > 0.7  # it learned the signal
+
+
+def test_a_large_train_set_is_searched_on_a_sample_and_fitted_whole(monkeypatch):
+    from tasks.training import xgb as trainer
+
+    monkeypatch.setattr(trainer, "SEARCH_ROWS", 1000)
+    monkeypatch.setattr(trainer, "BATCH_ROWS", 1500)
+    booster, _, info = trainer.train(_features(4000, 5), _features(1000, 6),
+                                     params={"nthread": 2}, tuning={"trials": 2, "seconds": 30})
+    assert info["tuning"]["rows"] == 1000 and info["tuning"]["trials"] >= 1
+    assert info["rows"] == {"train": 4000, "valid": 1000}
+    assert info["matrix_seconds"] >= 0 and info["rounds"] >= 1

@@ -101,7 +101,12 @@ def frames(split: Split, settings: Settings):
     return read(split.train_days), read(split.valid_days), read(split.test_days)
 
 
-def xy(df, categories: dict[str, list[str]] | None = None):
+def categories(df) -> dict[str, list[str]]:
+    """Each categorical feature's values in ``df``, sorted: the codes every split shares."""
+    return {c: sorted(map(str, df[c].dropna().unique())) for c in CATEGORICAL_FEATURES}
+
+
+def xy(df, cats: dict[str, list[str]] | None = None):
     """Model matrix: numeric features as float32, categoricals as pandas ``category`` with a
     fixed category list (from training), so every split and the served model agree on codes."""
     import pandas as pd
@@ -109,7 +114,7 @@ def xy(df, categories: dict[str, list[str]] | None = None):
     X = df[MODEL_FEATURES].copy()
     for c in NUMERIC_FEATURES:
         X[c] = pd.to_numeric(X[c], errors="coerce").astype("float32")
-    cats = categories or {c: sorted(map(str, df[c].dropna().unique())) for c in CATEGORICAL_FEATURES}
+    cats = cats or categories(df)
     for c in CATEGORICAL_FEATURES:
         X[c] = pd.Categorical(X[c].astype("object").where(X[c].notna(), None), categories=cats[c])
     y = df[LABEL].astype("int8").to_numpy() if LABEL in df else None

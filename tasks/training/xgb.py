@@ -27,6 +27,54 @@ DEFAULT_PARAMS = {
 }
 MAX_ROUNDS = 2000
 EARLY_STOPPING = 60
+#: Rows per batch when building a training matrix: the float copy of a frame never exists whole
+#: (10M rows would copy about 2 GB at once; see ``bench/bench_training_scale.py``).
+BATCH_ROWS = 500_000
+#: Above this many train rows, the search's trials fit on a seeded sample of them (its size is
+#: in the card); the final fit uses every row.
+SEARCH_ROWS = 500_000
+
+
+def matrix(df, cats: dict[str, list[str]], *, max_bin: int | None = None, ref=None,
+           categorical: str = "native", batch_rows: int = BATCH_ROWS):
+    """An XGBoost ``QuantileDMatrix`` of a features frame (labels included when it has them),
+    built from an iterator over row batches: XGBoost sketches and compresses each batch, so
+    memory holds the frame and one batch's float copy, never the whole frame's. ``ref``: the
+    training matrix whose bins a validation or sample matrix shares."""
+    import xgboost as xgb
+
+    return xgb.QuantileDMatrix(_Batches(df, cats, batch_rows, categorical), max_bin=max_bin,
+                               ref=ref, enable_categorical=True)
+
+
+class _Batches:
+    """An ``xgboost.DataIter`` over ``batch_rows``-row slices of a frame, each turned into the
+    model matrix (:func:`tasks.training.data.xy`) with the training category lists."""
+
+    def __new__(cls, df, cats, batch_rows: int, categorical: str):
+        import xgboost as xgb
+
+        from tasks.training.data import xy
+
+        class Batches(xgb.DataIter):
+            def __init__(self):
+                self.start = 0
+                super().__init__(release_data=True)
+
+            def next(self, input_data) -> bool:
+                if self.start >= len(df):
+                    return False
+                X, y, _ = xy(df.iloc[self.start:self.start + batch_rows], cats)
+                if categorical == "onehot":
+                    X = _onehot(X, cats)
+                input_data(data=X, label=y)
+                self.start += batch_rows
+                return True
+
+            def reset(self) -> None:
+                self.start = 0
+
+        return Batches()
 
 
 def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
@@ -44,15 +92,15 @@ def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
     ``SpotInterrupted``."""
     import xgboost as xgb
 
-    from tasks.training.data import xy
+    from tasks.training.data import categories
 
-    X, y, cats = xy(train_df)
-    Xv, yv, _ = xy(valid_df, cats)
-    if categorical == "onehot":
-        X, Xv = _onehot(X, cats), _onehot(Xv, cats)
     p = {**DEFAULT_PARAMS, **(params or {}), "device": "cuda" if gpu else "cpu"}
-    dtrain = xgb.QuantileDMatrix(X, y, enable_categorical=True, max_bin=p["max_bin"])
-    dvalid = xgb.QuantileDMatrix(Xv, yv, enable_categorical=True, ref=dtrain)
+    cats = categories(train_df)
+    t = time.perf_counter()
+    dtrain = matrix(train_df, cats, max_bin=p["max_bin"], categorical=categorical)
+    dvalid = matrix(valid_df, cats, ref=dtrain, categorical=categorical)
+    matrix_seconds = time.perf_counter() - t
+    yv = dvalid.get_label()
     init, resumed_from, resumed_params = _resume(checkpoint_uri, settings)
     searched = None
     if resumed_params is not None:
@@ -60,8 +108,14 @@ def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
     elif tuning and tuning.get("trials"):
         from tasks.training import tuning as search
 
-        searched = search.search(dtrain, dvalid, yv, p, trials=int(tuning["trials"]),
+        dsearch, dsearch_valid = dtrain, dvalid
+        if len(train_df) > SEARCH_ROWS:  # trials on a seeded sample; the final fit on all rows
+            dsearch = matrix(train_df.sample(n=SEARCH_ROWS, random_state=search.SEED), cats,
+                             ref=dtrain, categorical=categorical)  # the same bins
+            dsearch_valid = matrix(valid_df, cats, ref=dsearch, categorical=categorical)
+        searched = search.search(dsearch, dsearch_valid, yv, p, trials=int(tuning["trials"]),
                                  seconds=float(tuning["seconds"]))
+        searched["rows"] = int(dsearch.num_row())
         p = {**p, **searched["params"]}
         if time_budget_s:
             time_budget_s = max(time_budget_s - searched["seconds"], 0.1 * time_budget_s)
@@ -91,8 +145,9 @@ def train(train_df, valid_df, *, gpu: bool = False, params: dict | None = None,
         "best_iteration": int(booster.best_iteration),
         "rounds": int(booster.num_boosted_rounds()),
         "train_seconds": round(seconds, 3),
+        "matrix_seconds": round(matrix_seconds, 3),
         "categorical": categorical,
-        "rows": {"train": int(len(y)), "valid": int(len(yv))},
+        "rows": {"train": int(dtrain.num_row()), "valid": int(len(yv))},
         "resumed_from": resumed_from,
         "tuning": searched,
     }
