@@ -172,7 +172,8 @@ def fit_as_the_flow_does(big, va, te, s: Settings, label: str) -> None:
     print("| part | seconds |")
     print("|---|---|")
     print(f"| matrices (train in batches, validation) | {info['matrix_seconds']:.0f} |")
-    print(f"| search: {tuning.get('trials', 0)} trials on a {tuning.get('rows', 0):,}-row sample | "
+    print(f"| search: {tuning.get('trials', 0)} trials finished, {tuning.get('pruned', 0)} pruned, "
+          f"on a {tuning.get('rows', 0):,}-row sample | "
           f"{tuning.get('seconds', 0):.0f} |")
     print(f"| final fit on {info['rows']['train']:,} rows: {info['rounds']} rounds, best "
           f"{info['best_iteration']}, ended by {'early stopping' if early else 'the time budget'} | "
