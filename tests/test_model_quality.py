@@ -166,3 +166,30 @@ def test_a_large_train_set_is_searched_on_a_sample_and_fitted_whole(monkeypatch)
     assert info["tuning"]["rows"] == 1000 and info["tuning"]["trials"] >= 1
     assert info["rows"] == {"train": 4000, "valid": 1000}
     assert info["matrix_seconds"] >= 0 and info["rounds"] >= 1
+
+
+def test_the_network_sees_each_numeric_as_a_score_and_its_quantile_bins_served_alike():
+    from tasks.feature_contract import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+    from tasks.training.torch_model import PLE_BINS, build, prepare, prepare_records
+
+    train = _features(2000, 8)
+    k = len(NUMERIC_FEATURES)
+    x_num, x_cat, _, prep = prepare(train)
+    assert x_num.shape == (2000, (2 + PLE_BINS) * k) and prep["ple_bins"] == PLE_BINS
+    rows = _features(5, 9).drop(columns="label_late15")
+    rows.loc[0, NUMERIC_FEATURES[0]] = 1e9  # above every training value: every bin full
+    rows.loc[1, NUMERIC_FEATURES[0]] = -1e9  # below: every bin empty
+    rows.loc[2, NUMERIC_FEATURES[0]] = None  # missing: flagged, no score and no bins
+    x, codes, _, _ = prepare(rows, prep)
+    ple = x[:, 2 * k:].reshape(5, k, PLE_BINS)
+    assert ple[0, 0].tolist() == [1.0] * PLE_BINS and ple[1, 0].tolist() == [0.0] * PLE_BINS
+    assert ple[2, 0].tolist() == [0.0] * PLE_BINS and x[2, k] == 1.0 and x[2, 0] == 0.0
+    assert ((ple[3:] >= 0) & (ple[3:] <= 1)).all() and (np.diff(ple[3:], axis=2) <= 0).all()
+    records = [{c: (None if pd.isna(v) else v) for c, v in r.items()} for r in rows.to_dict("records")]
+    fast, fast_codes = prepare_records(records, prep)
+    np.testing.assert_allclose(fast, x, rtol=1e-6)
+    assert (fast_codes == codes).all() and codes.shape == (5, len(CATEGORICAL_FEATURES))
+    # a model saved before the encoding keeps its inputs (and its network's width)
+    old = {key: v for key, v in prep.items() if key != "ple_bins"}
+    assert prepare(rows, old)[0].shape == (5, 2 * k)
+    assert build(old).mlp[0].in_features == build(prep).mlp[0].in_features - PLE_BINS * k

@@ -1,4 +1,5 @@
-"""The PyTorch tabular model: embeddings for categoricals, an MLP over standardised numerics.
+"""The PyTorch tabular model: embeddings for categoricals, an MLP over the numerics as normal
+scores of their training quantiles, missing flags and piecewise-linear quantile bins.
 
 Weights, optimiser state and preprocessing are saved as NumPy ``.npz`` (``allow_pickle=False``)
 plus JSON, never with ``torch.save``/pickle.
@@ -25,6 +26,7 @@ def prepare(df, prep: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.nd
             "std": num.std().replace(0, 1).fillna(1).tolist(),
             "quantiles": [_knots(num[c].dropna().to_numpy()) for c in NUMERIC_FEATURES],
             "categories": {c: sorted(map(str, df[c].dropna().unique())) for c in CATEGORICAL_FEATURES},
+            "ple_bins": PLE_BINS,
         }
     num = df[NUMERIC_FEATURES].apply(pd.to_numeric, errors="coerce").to_numpy("float64")
     codes = []
@@ -38,6 +40,11 @@ def prepare(df, prep: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 QUANTILE_KNOTS = 101
+#: Each numeric also enters as a piecewise-linear encoding of its training quantile level over
+#: this many equal bins (Gorishniy et al., "On Embeddings for Numerical Features in Tabular Deep
+#: Learning", 2022): bin t reads 0 below it, 1 above it and the position inside it, so the
+#: network can draw a step at any bin edge as a tree splits.
+PLE_BINS = 8
 
 
 def _knots(values: np.ndarray) -> dict:
@@ -60,17 +67,23 @@ def _scale(num: np.ndarray, codes: np.ndarray, prep: dict) -> tuple[np.ndarray, 
     from scipy.special import ndtri
 
     missing = np.isnan(num)
+    parts = []
     if "quantiles" in prep:
-        out = np.zeros_like(num)
+        levels = np.full_like(num, 0.5)
         for j, k in enumerate(prep["quantiles"]):
             if len(k["x"]) > 1:
-                u = np.interp(num[:, j], k["x"], k["u"])
-                out[:, j] = ndtri(np.clip(u, 0.005, 0.995))
-        num = out
+                levels[:, j] = np.interp(num[:, j], k["x"], k["u"])
+        levels[missing] = 0.5
+        num = ndtri(np.clip(levels, 0.005, 0.995))
+        bins = int(prep.get("ple_bins", 0))  # models saved before the encoding have none
+        if bins:
+            ple = np.clip(levels[:, :, None] * bins - np.arange(bins), 0.0, 1.0)
+            ple[missing] = 0.0
+            parts.append(ple.reshape(len(num), -1))
     else:
         num = (num - np.array(prep["mean"])) / np.array(prep["std"])
     num[missing] = 0.0
-    return np.concatenate([num, missing.astype("float64")], axis=1).astype("float32"), codes
+    return np.concatenate([num, missing.astype("float64"), *parts], axis=1).astype("float32"), codes
 
 
 def prepare_records(rows: list[dict], prep: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +108,8 @@ def build(prep: dict, hidden: tuple[int, ...] = (128, 64), dropout: float = 0.1)
             sizes = [len(prep["categories"][c]) + 1 for c in CATEGORICAL_FEATURES]
             self.embeddings = nn.ModuleList(
                 nn.Embedding(n, min(16, (n + 1) // 2 + 1)) for n in sizes)
-            width = 2 * len(NUMERIC_FEATURES) + sum(e.embedding_dim for e in self.embeddings)
+            width = ((2 + int(prep.get("ple_bins", 0)) * ("quantiles" in prep)) * len(NUMERIC_FEATURES)
+                     + sum(e.embedding_dim for e in self.embeddings))
             layers: list[nn.Module] = []
             for h in hidden:
                 layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
