@@ -180,14 +180,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script
           f"{sorted(outside_shares)[int(0.9 * len(outside_shares))]:.3f}, max {max(outside_shares):.3f}"
           f" over {len(outside_shares)} days; share >= {s.retrain_drift_share}: "
           f"{sum(x >= s.retrain_drift_share for x in outside_shares)} days")
-    from tasks.monitoring.calibration import day_type
-
-    by_type = {}
+    by_weekday: dict[str, list[float]] = {}
     for x in days:
-        by_type.setdefault(day_type(x["day"]), []).append(x["share"])
-    print("after the window, by day type (Saturdays and Sundays are judged by their own "
-          "thresholds): " + ", ".join(f"{k} median {statistics.median(v):.3f} ({len(v)} days)"
-                                      for k, v in sorted(by_type.items())))
+        by_weekday.setdefault(f"{x['day']:%a}", []).append(x["share"])
+    print("after the window, median by weekday: " + ", ".join(
+        f"{k} {statistics.median(v):.3f}" for k, v in by_weekday.items()))
     standing = sorted(days, key=lambda x: -x["share"])[:20]
     print("\n== the 20 days that stand out most ==")
     for x in sorted(standing, key=lambda x: x["day"]):

@@ -634,7 +634,7 @@ def calibrated(monitored):
     their thresholds, from the calibration's own day scores) with the model's predictions, and
     that day's drift report."""
     from tasks.features.staging import read_features
-    from tasks.monitoring.calibration import for_day, read_thresholds
+    from tasks.monitoring.calibration import read_thresholds
     from tasks.monitoring.reports import drift_report
     from tasks.monitoring.scoring import PREDICTION, Scored
     from tasks.training import registry
@@ -645,9 +645,7 @@ def calibrated(monitored):
     cols = doc["columns"]
 
     def breaches(day):
-        typed = for_day(doc, day)["columns"]  # the thresholds the day is judged by
-        return sum(e["days"].get(day, 0) >= typed[c]["threshold"] for c, e in cols.items()
-                   if c != PREDICTION)
+        return sum(e["days"].get(day, 0) >= e["threshold"] for c, e in cols.items() if c != PREDICTION)
 
     day = min(split.train_days, key=lambda d: (breaches(d), d))
     rows = read_features([date.fromisoformat(day)], s)
@@ -671,14 +669,7 @@ def test_thresholds_are_calibrated_on_the_training_days_with_evidentlys_own_scor
     import numpy as np
 
     from tasks.feature_contract import DRIFT_EXCLUDED, MODEL_FEATURES
-    from tasks.monitoring.calibration import (
-        FLOOR,
-        MIN_DAYS_PER_TYPE,
-        QUANTILE,
-        THRESHOLDS_FILE,
-        day_type,
-        for_day,
-    )
+    from tasks.monitoring.calibration import FLOOR, QUANTILE, THRESHOLDS_FILE
     from tasks.training import registry
 
     s, doc, day, result = calibrated["s"], calibrated["doc"], calibrated["day"], calibrated["result"]
@@ -693,18 +684,6 @@ def test_thresholds_are_calibrated_on_the_training_days_with_evidentlys_own_scor
         scores = list(e["days"].values())
         assert set(e["days"]) <= set(doc["days"]) and len(scores) >= len(doc["days"]) - 2, c
         assert e["threshold"] == pytest.approx(max(np.quantile(scores, QUANTILE), FLOOR), abs=2e-6), c
-        # a day type with enough days in the window has its own quantile (the weekdays here)
-        for kind in ("weekday", "Saturday", "Sunday"):
-            own = [v for d, v in e["days"].items() if day_type(d) == kind]
-            if len(own) >= MIN_DAYS_PER_TYPE:
-                assert e["by_day_type"][kind] == pytest.approx(
-                    max(np.quantile(own, QUANTILE), FLOOR), abs=2e-6), (c, kind)
-            else:
-                assert kind not in e["by_day_type"], (c, kind)
-    assert "weekday" in doc["columns"]["prediction"]["by_day_type"]
-    typed = for_day(doc, day)["columns"]
-    assert typed["prediction"]["threshold"] == (
-        doc["columns"]["prediction"]["by_day_type"].get(day_type(day), doc["columns"]["prediction"]["threshold"]))
     names = {"wasserstein": "Wasserstein distance (normed)", "jensenshannon": "Jensen-Shannon distance"}
     entries = {**result.features, "prediction": result.prediction_drift}
     for c, e in doc["columns"].items():
@@ -712,9 +691,9 @@ def test_thresholds_are_calibrated_on_the_training_days_with_evidentlys_own_scor
             continue
         got = entries[c]
         assert got["method"] == names[e["method"]] and got["calibrated"], (c, got)
-        assert got["threshold"] == pytest.approx(typed[c]["threshold"], abs=1e-9), c
+        assert got["threshold"] == pytest.approx(e["threshold"], abs=1e-9), c
         assert got["score"] == pytest.approx(e["days"][day], abs=2e-6), (c, got, e["days"][day])
-        assert got["drifted"] == (e["days"][day] >= typed[c]["threshold"]), c
+        assert got["drifted"] == (e["days"][day] >= e["threshold"]), c
     # the quiet training day is quiet; most of the features drifted by Evidently's defaults
     assert result.drift_share <= 0.1, result.drifted
     assert result.thresholds["source"] == "calibrated"
@@ -806,39 +785,3 @@ def test_prediction_drift_is_its_own_signal(calibrated):
     assert bool(row["prediction_drifted"]) and row["thresholds"] == "calibrated"
     assert row["prediction_drift_threshold"] == pytest.approx(moved.prediction_drift["threshold"])
     assert row["drift_share"] == base.drift_share
-
-
-def test_a_saturday_is_judged_by_the_windows_saturdays():
-    """Saturdays' thinner schedule differs from the reference every week: with four or more
-    Saturdays in the window, a Saturday gets the quantile of those Saturdays, so an ordinary
-    Saturday is quiet while the weekdays keep the tighter quantile of theirs."""
-    import numpy as np
-    import pandas as pd
-
-    from tasks.monitoring.calibration import calibrate, day_type, for_day
-
-    rng = np.random.default_rng(4)
-    days = pd.date_range("2013-03-01", "2013-04-30").date  # 61 days, 9 Saturdays
-    rows = pd.DataFrame({"flight_date": np.repeat(days, 200)})
-    saturday = rows["flight_date"].map(lambda d: day_type(d) == "Saturday").to_numpy()
-    rows["origin_sched_flights_1h"] = rng.normal(20, 4, len(rows)) - 6 * saturday
-    rows["prediction"] = rng.random(len(rows))
-    doc = calibrate(rows.sample(3000, random_state=1), rows)
-    col = doc["columns"]["origin_sched_flights_1h"]
-    assert set(col["by_day_type"]) == {"weekday", "Saturday", "Sunday"}
-    assert col["by_day_type"]["Saturday"] > 2 * col["by_day_type"]["weekday"]
-    sat = next(d for d in doc["days"] if day_type(d) == "Saturday")
-    wed = next(d for d in doc["days"] if date.fromisoformat(d).weekday() == 2)
-    # all days' quantile lands among the Saturdays: the weekdays were judged by the Saturdays
-    assert col["by_day_type"]["weekday"] < col["threshold"] / 2
-    saturdays = [v for d, v in col["days"].items() if day_type(d) == "Saturday"]
-    assert sum(v >= col["by_day_type"]["Saturday"] for v in saturdays) <= 1  # 19 in 20 pass
-    judged = for_day(doc, sat)
-    assert judged["day_type"] == "Saturday" and judged["typed_columns"] == 2
-    assert judged["columns"]["origin_sched_flights_1h"]["threshold"] == col["by_day_type"]["Saturday"]
-    assert for_day(doc, wed)["columns"]["origin_sched_flights_1h"]["threshold"] == col["by_day_type"]["weekday"]
-    # a window without enough days of a type falls back to the threshold of all days
-    short = calibrate(rows.sample(3000, random_state=1), rows[rows["flight_date"] < days[20]])
-    assert "Saturday" not in short["columns"]["origin_sched_flights_1h"]["by_day_type"]
-    assert for_day(short, sat)["columns"]["origin_sched_flights_1h"]["threshold"] == \
-        short["columns"]["origin_sched_flights_1h"]["threshold"]

@@ -22,7 +22,6 @@ import json
 import math
 import time
 from collections.abc import Iterable
-from datetime import date
 from pathlib import Path
 
 from tasks.feature_contract import CATEGORICAL_FEATURES, DRIFT_EXCLUDED, MODEL_FEATURES
@@ -40,32 +39,6 @@ WASSERSTEIN, JENSENSHANNON = "wasserstein", "jensenshannon"
 FEW_VALUES = 5
 #: The column of the model's P(late) in the reference and the scored days.
 PREDICTION = "prediction"
-#: A day type with at least this many days in the training window gets its own threshold per
-#: column (the same quantile of that type's days), which a day of that type is judged by.
-MIN_DAYS_PER_TYPE = 4
-
-
-def day_type(day: str | date) -> str:
-    """Saturday, Sunday or weekday: the schedule's own rhythm. A Saturday's thinner schedule is
-    one day in seven, so against the thresholds of all days its schedule columns stood out every
-    week (README, "What drift means here")."""
-    d = date.fromisoformat(day) if isinstance(day, str) else day
-    return {5: "Saturday", 6: "Sunday"}.get(d.weekday(), "weekday")
-
-
-def for_day(document: dict | None, day: str | date) -> dict | None:
-    """The thresholds ``document`` as they apply to ``day``: each column's threshold of the
-    day's type where the window had enough days of it, else the one of all days."""
-    if document is None:
-        return None
-    kind = day_type(day)
-    columns = {}
-    for c, entry in document.get("columns", {}).items():
-        own = (entry.get("by_day_type") or {}).get(kind)
-        columns[c] = {**entry, "threshold": own} if own is not None else entry
-    typed = sum(1 for e in document.get("columns", {}).values()
-                if (e.get("by_day_type") or {}).get(kind) is not None)
-    return {**document, "columns": columns, "day_type": kind, "typed_columns": typed}
 
 
 def drift_columns(columns: Iterable[str] = MODEL_FEATURES) -> list[str]:
@@ -159,13 +132,7 @@ def calibrate(reference, rows, *, day_column: str = "flight_date",
         values = list(scores[c].values())
         if not values:
             continue
-        by_type: dict[str, list[float]] = {}
-        for day, value in scores[c].items():
-            by_type.setdefault(day_type(day), []).append(value)
         out[c] = {"method": method, "threshold": round(max(_quantile(values, quantile), FLOOR), 6),
-                  "by_day_type": {kind: round(max(_quantile(v, quantile), FLOOR), 6)
-                                  for kind, v in sorted(by_type.items())
-                                  if len(v) >= MIN_DAYS_PER_TYPE},
                   "median": round(_quantile(values, 0.5), 6), "max": max(values),
                   "days": scores[c]}
     return {"quantile": quantile, "days": days, "excluded": list(DRIFT_EXCLUDED),

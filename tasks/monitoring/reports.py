@@ -454,8 +454,6 @@ def _drift(cur, ref, day: date, version: str, report: str = "drift",
 
 def _thresholds_note(version: str, calibrated: dict | None) -> dict:
     """Where the report's thresholds come from (the result's ``thresholds``)."""
-    from tasks.monitoring.calibration import day_type
-
     if calibrated is None:
         return {"source": "evidently defaults",
                 "note": f"Thresholds: Evidently's defaults (0.1 on each distance): model version "
@@ -465,14 +463,9 @@ def _thresholds_note(version: str, calibrated: dict | None) -> dict:
     first, last = (days[0], days[-1]) if days else ("n/a", "n/a")
     return {"source": "calibrated", "quantile": calibrated.get("quantile"), "days": len(days),
             "first_day": first, "last_day": last,
-            "day_type": calibrated.get("day_type"),
             "note": f"Thresholds: calibrated per column on the model's {len(days)} training days "
                     f"({first} to {last}): the {calibrated.get('quantile')} quantile of each "
-                    f"column's score on those days against the reference sample"
-                    + (f"; this day is a {calibrated['day_type']}, judged by the window's "
-                       f"{sum(day_type(d) == calibrated['day_type'] for d in days)} "
-                       f"{calibrated['day_type']}s' own quantile"
-                       if calibrated.get("typed_columns") else "") + "."}
+                    f"column's score on those days against the reference sample."}
 
 
 def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftResult:
@@ -480,14 +473,14 @@ def drift_report(scored: Scored, settings: Settings, *, current=None) -> DriftRe
     (``current``: a frame to use instead of the scored day, for tests and benchmarks), and of
     the served rows when the prediction log has enough for the day (``drift_served``), with the
     version's calibrated thresholds (Evidently's defaults for a version without them)."""
-    from tasks.monitoring.calibration import for_day, read_thresholds
+    from tasks.monitoring.calibration import read_thresholds
     from tasks.monitoring.scoring import served_frame
     from tasks.training.reference import read_reference
 
     day = date.fromisoformat(scored.day)
     cur = read_scored(day, settings) if current is None else current
     ref = read_reference(scored.version, settings)
-    calibrated = for_day(read_thresholds(scored.version, settings), day)
+    calibrated = read_thresholds(scored.version, settings)
     thresholds = _thresholds_note(scored.version, calibrated)
     snapshot, features, prediction, share, drifted, evidently = _drift(
         cur, ref, day, scored.version, calibrated=calibrated)
