@@ -32,25 +32,31 @@ def days(a: date, b: date) -> list[date]:
     return [a + timedelta(days=i) for i in range((b - a).days + 1)]
 
 
-def main() -> None:
+def year_split(s: Settings):
+    """The fixed year split's (train Jan-Aug, valid Sep, test Oct-Dec) feature frames; lands
+    and builds the 2013 year first (untimed) when it is not published under ``s``."""
     from tasks.features.staging import read_features
     from tasks.flows.range_build import run_range
     from tasks.landing import land_day
     from tasks.storage import Store
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--no-ablation", action="store_true")
-    ap.add_argument("--no-scaling", action="store_true")
-    args = ap.parse_args()
-    s = Settings.from_env()
     year = days(date(2013, 1, 1), date(2013, 12, 31))
     if not all(Store(s).is_committed(s.partition("features", d)) for d in year):
         for d in [date(2012, 12, 31), *year]:
             land_day(d, s)
         run_range(year[0], year[-1], s)
-    tr = read_features(days(date(2013, 1, 1), date(2013, 8, 31)), s)
-    va = read_features(days(date(2013, 9, 1), date(2013, 9, 30)), s)
-    te = read_features(days(date(2013, 10, 1), date(2013, 12, 31)), s)
+    return (read_features(days(date(2013, 1, 1), date(2013, 8, 31)), s),
+            read_features(days(date(2013, 9, 1), date(2013, 9, 30)), s),
+            read_features(days(date(2013, 10, 1), date(2013, 12, 31)), s))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-ablation", action="store_true")
+    ap.add_argument("--no-scaling", action="store_true")
+    args = ap.parse_args()
+    s = Settings.from_env()
+    tr, va, te = year_split(s)
     print(f"Training on one year of features: train {len(tr):,} (Jan-Aug), valid {len(va):,} "
           f"(Sep), test {len(te):,} rows (Oct-Dec); 2 cores")
     with tempfile.TemporaryDirectory(prefix="flightline-bench-training-") as work:

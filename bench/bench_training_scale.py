@@ -25,7 +25,6 @@ import gc
 import tempfile
 import threading
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
 from tasks.settings import Settings
@@ -57,10 +56,6 @@ class PeakMemory:
         self.gib = (self.peak - self.base) / 2**30
 
 
-def days(a: date, b: date) -> list[date]:
-    return [a + timedelta(days=i) for i in range((b - a).days + 1)]
-
-
 def replicas(tr, rows: int):
     """``rows`` training rows: replicas of ``tr``, numerics moved by seeded noise."""
     import numpy as np
@@ -86,12 +81,9 @@ def replicas(tr, rows: int):
 def main() -> None:
     import psutil
     import xgboost as xgb
+    from bench_training import year_split  # the same fixed split (this folder is on the path)
 
     from tasks.feature_contract import LABEL
-    from tasks.features.staging import read_features
-    from tasks.flows.range_build import run_range
-    from tasks.landing import land_day
-    from tasks.storage import Store
     from tasks.training.data import categories, xy
     from tasks.training.xgb import BATCH_ROWS, DEFAULT_PARAMS, matrix
 
@@ -100,14 +92,7 @@ def main() -> None:
     ap.add_argument("--no-fit", action="store_true", help="the two builds only")
     args = ap.parse_args()
     s = Settings.from_env()
-    year = days(date(2013, 1, 1), date(2013, 12, 31))
-    if not all(Store(s).is_committed(s.partition("features", d)) for d in year):
-        for d in [date(2012, 12, 31), *year]:
-            land_day(d, s)
-        run_range(year[0], year[-1], s)
-    tr = read_features(days(date(2013, 1, 1), date(2013, 8, 31)), s)
-    va = read_features(days(date(2013, 9, 1), date(2013, 9, 30)), s)
-    te = read_features(days(date(2013, 10, 1), date(2013, 12, 31)), s)
+    tr, va, te = year_split(s)
     t = time.perf_counter()
     big = replicas(tr, args.rows)
     del tr
