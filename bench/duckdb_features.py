@@ -20,11 +20,8 @@ Run it on a connection whose ``TimeZone`` is UTC (:func:`connect`).
 from __future__ import annotations
 
 from tasks.feature_contract import FEATURE_COLUMNS, LABEL
-from tasks.features.transform import (
-    ARRIVAL_KNOWN_BUFFER_MIN,
-    ROTATION_MAX_GAP_S,
-    WEATHER_BOUNDS,
-)
+from tasks.features.transform import WEATHER_BOUNDS
+from tasks.features.windows import ARRIVAL_KNOWN_BUFFER_MIN, ROTATION_MAX_GAP_S
 
 
 def connect(threads: int | None = None, memory_limit: str | None = None):

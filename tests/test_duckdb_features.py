@@ -39,9 +39,8 @@ def test_duckdb_features_equal_spark_features(settings):
         weather = read_csv(spark, drop.weather_uri, WEATHER_COLUMNS).unionByName(
             read_csv(spark, drop.lookback.weather_uri, WEATHER_COLUMNS))
         planes = read_csv(spark, reference_uri("planes", settings), PLANE_COLUMNS)
-        f, out, _ = feature_frame(flights, weather, planes)
+        out, _ = feature_frame(flights, weather, planes)
         expected = out.toPandas()
-        f.unpersist()
         raw = flights.toPandas()
         weather_pd, planes_pd = weather.toPandas(), planes.toPandas()
     finally:

@@ -104,7 +104,7 @@ def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatu
             weather = weather.unionByName(read_csv(spark, local(prev.weather_uri), WEATHER_COLUMNS))
         planes = read_csv(spark, local(reference_uri("planes", settings)), PLANE_COLUMNS)
 
-        f, out, today = feature_frame(flights, weather, planes)
+        out, today = feature_frame(flights, weather, planes)
         counts = today.agg(
             F.count("*").alias("rows_in"),
             F.sum(F.col("cancelled").cast("int")).alias("cancelled"),
@@ -128,7 +128,6 @@ def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatu
             (F.col("year") == src.year) & (F.col("month") == src.month) & (F.col("day") == src.day)
         ).coalesce(1).write.mode("overwrite").parquet(str(raw_stage / "weather"))
         timings["spark_job"] = time.perf_counter() - t1
-        f.unpersist()
 
     history_days = 1 if prev is not None else 0
     rows = finish_features(stage, {
@@ -181,13 +180,12 @@ def build_features_range(drops: dict[date, Drop], first: date, last: date, setti
                 F.date_add("drop_day", 1).cast("string").alias("batch_day"))
             weather = read_csv(spark, [local(d.weather_uri) for d in drops.values()], WEATHER_COLUMNS)
             planes = read_csv(spark, local(reference_uri("planes", settings)), PLANE_COLUMNS)
-            f, out, _ = feature_frame(today.unionByName(history), weather, planes)
+            out, _ = feature_frame(today.unionByName(history), weather, planes)
             work = Store(settings).staging_dir(settings.partition("features", first) + "-range")
             out.repartition("batch_day").sortWithinPartitions(*ROW_ORDER).write.partitionBy(
                 "batch_day").parquet(str(work / "features"))
             today.repartition("batch_day").write.partitionBy("batch_day").parquet(
                 str(work / "raw"))
-            f.unpersist()
 
         for d in days:
             part = f"batch_day={d.isoformat()}"

@@ -1,0 +1,281 @@
+"""The look-back feature families of one batch day, in one pass over its rows (numpy on Arrow).
+
+Spark hands each ``batch_day``'s timed flights to :func:`day_windows` as one Arrow table (a
+grouped map, :func:`tasks.features.transform.feature_frame`); it returns the day's kept flights
+with their window features. A day holds a few thousand rows (tens of thousands at 30 times New
+York's traffic), so every trailing window is two binary searches into sorted cumulative sums: one
+sort per window key instead of the seven sort orders and four row-id joins a window-function plan
+needs, which is where Spark spent its time at 10M rows (see the README's throughput section).
+
+What each family uses, all of it known *before the flight's scheduled departure* (``ts`` below is
+when an event became known, ``q`` the scheduled departure of the flight asking):
+
+- origin congestion and trend: departures that actually left the origin (not impossible rows),
+  known as they left, with ``q - hours <= ts <= q - 1 s``: their count, mean delay, share 15+
+  minutes late; the mean over the last hour; the latest one's delay (the greatest ``(ts, delay)``
+  at or before ``q - 1 s``, so ties in time resolve the same way on every run); the same carrier's
+  mean over 3 hours;
+- schedule density: flights scheduled at the origin within 30 minutes either side (published in
+  advance), the flight itself included;
+- arrivals known: arrivals count as known at actual departure + air time + 30 minutes (a
+  conservative bound, as arrival clocks are local to the destination): the carrier's late share,
+  count and mean delay, the destination's mean delay over 6 and 2 hours;
+- previous leg: the same plane's previous row of the batch day in scheduled order (ties by row id;
+  rows without a scheduled time first), its delays only once known at ``q``, the rotation's
+  scheduled buffer and the inbound aircraft's slack (see :func:`_previous_leg`).
+
+Every window is inside the batch day, so a range build gives each day exactly the rows its daily
+run gives. Means are sums over counts in double: delays are whole minutes, so every running sum
+is an exact integer and the order of summation cannot change a bit. Keys that are null form their
+own group, as they do in a SQL ``PARTITION BY``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ARRIVAL_KNOWN_BUFFER_MIN = 30
+#: A previous leg further back than this is another rotation: no buffer or slack from it.
+ROTATION_MAX_GAP_S = 24 * 3600
+
+#: The columns :func:`day_windows` reads (besides those it passes through).
+INPUT_COLUMNS = [
+    "fid", "is_today", "sched_dep_s", "dep_actual_s", "arr_known_s", "dep_delay", "arr_delay",
+    "late15", "cancelled", "diverted", "impossible", "sched_dep_time", "sched_arr_time",
+    "tailnum", "origin", "carrier", "dest",
+]
+#: Input columns that :func:`day_windows` reads but does not return.
+DROPPED = ["fid", "is_today", "dep_actual_s", "arr_known_s", "dep_delay", "arr_delay",
+           "cancelled", "diverted", "impossible"]
+#: The window features :func:`day_windows` adds, with their Spark SQL types.
+WINDOW_COLUMNS: dict[str, str] = {
+    "origin_departures_3h": "bigint",
+    "origin_dep_delay_mean_3h": "double",
+    "origin_late_dep_share_3h": "double",
+    "origin_dep_delay_mean_1h": "double",
+    "origin_last_dep_delay": "double",
+    "carrier_origin_dep_delay_mean_3h": "double",
+    "origin_sched_flights_1h": "bigint",
+    "carrier_late_arr_share_6h": "double",
+    "carrier_arrivals_6h": "bigint",
+    "dest_arr_delay_mean_6h": "double",
+    "dest_arr_delay_mean_2h": "double",
+    "carrier_arr_delay_mean_3h": "double",
+    "prev_leg_dep_delay": "double",
+    "prev_leg_arr_delay": "double",
+    "prev_leg_gap_min": "double",
+    "plane_legs_today_before": "bigint",
+    "turn_buffer_min": "double",
+    "inbound_slack_min": "double",
+    "inbound_delay_est": "double",
+}
+HOUR = 3600
+
+
+def _codes(column) -> np.ndarray:
+    """Integer codes of a string column, null its own code (the last)."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    nulls = encoded.indices.is_null().to_numpy(zero_copy_only=False)
+    return np.where(nulls, len(encoded.dictionary), codes).astype(np.int64)
+
+
+def _num(table, name: str) -> np.ndarray:
+    """A numeric column as float64, null as NaN."""
+    return table.column(name).to_numpy().astype(np.float64)
+
+
+def _flag(table, name: str) -> np.ndarray:
+    """A boolean column; null as False (a SQL ``WHERE`` drops a null condition)."""
+    import pyarrow.compute as pc
+
+    return pc.fill_null(table.column(name), False).to_numpy()
+
+
+class _Events:
+    """Events sorted by (key, time): running counts and sums up to any (key, time) by binary
+    search. ``tie`` orders events of the same key and time (the greatest last)."""
+
+    def __init__(self, key: np.ndarray, ts: np.ndarray, values: dict[str, np.ndarray],
+                 base: int, tie: np.ndarray | None = None):
+        order = np.lexsort((ts, key) if tie is None else (tie, ts, key))
+        self.key = key[order]
+        self.base = base
+        self.pos = (self.key << 32) | (ts[order] - base)
+        self.values = {name: v[order] for name, v in values.items()}
+        self.sums = {name: np.concatenate(([0.0], np.cumsum(v))) for name, v in self.values.items()}
+
+    def upto(self, key: np.ndarray, q: np.ndarray, before_s: int) -> np.ndarray:
+        """How many events sort before ``(key, q - before_s)`` inclusive."""
+        return np.searchsorted(self.pos, (key << 32) | (q - before_s - self.base), side="right")
+
+    def trailing(self, key, q, hours: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(hi, lo, count)`` of the events of ``key`` with ``q - hours <= ts <= q - 1 s``."""
+        hi = self.upto(key, q, 1)
+        lo = self.upto(key, q, hours * HOUR + 1)
+        return hi, lo, hi - lo
+
+    def mean(self, name: str, key, q, hours: int) -> np.ndarray:
+        hi, lo, n = self.trailing(key, q, hours)
+        total = self.sums[name][hi] - self.sums[name][lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, total / n.astype(np.float64), np.nan)
+
+
+def _previous_leg(tail, sched, fid, is_today, block_s, dep_s, dep_delay, arr_s, arr_delay, q_rows):
+    """The rotation family for the rows ``q_rows`` (indices): the plane's previous row of the day
+    in (scheduled departure, row id) order, rows without a scheduled time first.
+
+    Its departure and arrival delays only once they were known at the scheduled departure ``s``;
+    the gap to it; how many of today's legs the plane flew before; the rotation's scheduled
+    buffer (the time between the two scheduled departures left over after flying out and back on
+    the previous leg's block time) and the inbound aircraft's slack: when it can be back as last
+    known (the previous leg's arrival once known plus its block time back; else its departure,
+    actual once known, plus twice the block time) against ``s``; ``inbound_delay_est`` is the
+    lateness that slack leaves (0 when the plane should be back in time, and when no slack is
+    known). Rows without a tail number get none of these.
+    """
+    n = len(tail)
+    has_tail = tail >= 0
+    known_sched = ~np.isnan(sched)
+    order = np.lexsort((fid, np.where(known_sched, sched, 0.0), known_sched, tail))
+    order = order[has_tail[order]]
+    prev = np.full(n, -1)
+    same = np.zeros(len(order), dtype=bool)
+    same[1:] = tail[order[1:]] == tail[order[:-1]]
+    prev[order[1:][same[1:]]] = order[:-1][same[1:]]
+    # Today's legs before each row: the plane's running count less its own row.
+    today_sorted = is_today[order].astype(np.int64)
+    cum = np.cumsum(today_sorted) - today_sorted
+    start = np.maximum.accumulate(np.where(~same, np.arange(len(order)), 0))
+    legs_before = np.full(n, -1, dtype=np.int64)
+    legs_before[order] = cum - cum[start]
+
+    def lag(v: np.ndarray) -> np.ndarray:
+        p = prev[q_rows]
+        return np.where(p >= 0, v[np.maximum(p, 0)], np.nan)
+
+    s = sched[q_rows]
+    p_sched, p_block, p_dep_s, p_arr_s = lag(sched), lag(block_s), lag(dep_s), lag(arr_s)
+    p_dep_delay, p_arr_delay = lag(dep_delay), lag(arr_delay)
+    with np.errstate(invalid="ignore"):
+        dep_known = p_dep_s < s
+        arr_known = p_arr_s < s
+        same_rotation = (s - p_sched) <= ROTATION_MAX_GAP_S
+        back_s = np.where(arr_known, p_arr_s + p_block,
+                          np.where(dep_known, p_dep_s + 2 * p_block, p_sched + 2 * p_block))
+        slack = np.where(same_rotation, (s - back_s) / 60.0, np.nan)
+        late = -slack
+        # SQL greatest(-slack, 0.0): the first argument unless the second is greater; null
+        # arguments are skipped.
+        delay_est = np.where(np.isnan(late) | (0.0 > late), 0.0, late)
+    no_tail = ~has_tail[q_rows]
+    out = {
+        "prev_leg_dep_delay": np.where(dep_known, p_dep_delay, np.nan),
+        "prev_leg_arr_delay": np.where(arr_known, p_arr_delay, np.nan),
+        "prev_leg_gap_min": (s - p_sched) / 60.0,
+        "plane_legs_today_before": legs_before[q_rows],
+        "turn_buffer_min": np.where(same_rotation, (s - p_sched - 2 * p_block) / 60.0, np.nan),
+        "inbound_slack_min": slack,
+        "inbound_delay_est": np.where(no_tail, np.nan, delay_est),
+    }
+    return out, no_tail
+
+
+def day_windows(table):
+    """One batch day's timed flights (``pyarrow.Table``) to its kept flights (today's, not
+    cancelled, diverted or impossible) with :data:`WINDOW_COLUMNS` appended; every other input
+    column is passed through."""
+    import pyarrow as pa
+
+    sched = _num(table, "sched_dep_s")
+    keep = (_flag(table, "is_today") & ~_flag(table, "cancelled") & ~_flag(table, "diverted")
+            & ~pa.compute.fill_null(table.column("impossible"), True).to_numpy())
+    rows = np.flatnonzero(keep)
+    if len(rows) == 0:
+        return _empty(table)
+    dep_s, arr_s = _num(table, "dep_actual_s"), _num(table, "arr_known_s")
+    dep_delay, arr_delay = _num(table, "dep_delay"), _num(table, "arr_delay")
+    late15 = _num(table, "late15")
+    finite = np.concatenate([v[~np.isnan(v)] for v in (sched, dep_s, arr_s)])
+    base = int(finite.min()) - 7 * 24 * HOUR
+    origin, carrier = _codes(table.column("origin")), _codes(table.column("carrier"))
+    dest, tail = _codes(table.column("dest")), _codes(table.column("tailnum"))
+    tail = np.where(table.column("tailnum").is_null().to_numpy(zero_copy_only=False), -1, tail)
+    origin_carrier = origin * (int(carrier.max()) + 1) + carrier
+    q = sched[rows].astype(np.int64)
+    out: dict[str, np.ndarray] = {}
+
+    # Origin congestion and trend: departures known as they left (impossible rows left out).
+    ok = ~np.isnan(dep_s) & ~pa.compute.fill_null(table.column("impossible"), True).to_numpy()
+    ev_ts = dep_s[ok].astype(np.int64)
+    values = {"delay": dep_delay[ok], "late": (dep_delay[ok] >= 15).astype(np.float64)}
+    deps = _Events(origin[ok], ev_ts, values, base, tie=dep_delay[ok])
+    o = origin[rows]
+    out["origin_departures_3h"] = deps.trailing(o, q, 3)[2]
+    out["origin_dep_delay_mean_3h"] = deps.mean("delay", o, q, 3)
+    out["origin_late_dep_share_3h"] = deps.mean("late", o, q, 3)
+    out["origin_dep_delay_mean_1h"] = deps.mean("delay", o, q, 1)
+    last = deps.upto(o, q, 1) - 1
+    found = (last >= 0) & (deps.key[np.maximum(last, 0)] == o)
+    out["origin_last_dep_delay"] = np.where(found, deps.values["delay"][np.maximum(last, 0)], np.nan)
+    oc = _Events(origin_carrier[ok], ev_ts, values, base)
+    out["carrier_origin_dep_delay_mean_3h"] = oc.mean("delay", origin_carrier[rows], q, 3)
+
+    # Schedule density: every row with a scheduled time, 30 minutes either side.
+    timed = ~np.isnan(sched)
+    sched_ev = _Events(origin[timed], sched[timed].astype(np.int64), {}, base)
+    out["origin_sched_flights_1h"] = sched_ev.upto(o, q, -1800) - sched_ev.upto(o, q, 1801)
+
+    # Arrivals known before the scheduled departure.
+    arrived = ~np.isnan(arr_s) & ~np.isnan(late15)
+    arr_ts = arr_s[arrived].astype(np.int64)
+    values = {"late": late15[arrived], "delay": arr_delay[arrived]}
+    by_carrier = _Events(carrier[arrived], arr_ts, values, base)
+    by_dest = _Events(dest[arrived], arr_ts, values, base)
+    c, d = carrier[rows], dest[rows]
+    out["carrier_late_arr_share_6h"] = by_carrier.mean("late", c, q, 6)
+    out["carrier_arrivals_6h"] = by_carrier.trailing(c, q, 6)[2]
+    out["dest_arr_delay_mean_6h"] = by_dest.mean("delay", d, q, 6)
+    out["dest_arr_delay_mean_2h"] = by_dest.mean("delay", d, q, 2)
+    out["carrier_arr_delay_mean_3h"] = by_carrier.mean("delay", c, q, 3)
+
+    # The plane's previous leg.
+    legs, no_tail = _previous_leg(
+        tail, sched, table.column("fid").to_numpy(), _flag(table, "is_today"),
+        _block_s(table), dep_s, dep_delay, arr_s, arr_delay, rows)
+    for name, v in legs.items():
+        out[name] = v
+
+    result = table.take(pa.array(rows)).drop_columns(DROPPED)
+    for name, sql_type in WINDOW_COLUMNS.items():
+        v = out[name]
+        if sql_type == "bigint":
+            mask = no_tail if name == "plane_legs_today_before" else None
+            column = pa.array(v.astype(np.int64), type=pa.int64(), mask=mask)
+        else:
+            column = pa.array(v.astype(np.float64), type=pa.float64(), from_pandas=True)
+        result = result.append_column(name, column)
+    return result
+
+
+def _block_s(table) -> np.ndarray:
+    """The scheduled block time in seconds (local clocks at both ends; an overnight arrival
+    wraps), NaN where either time is missing."""
+    dep, arr = _num(table, "sched_dep_time"), _num(table, "sched_arr_time")
+    minutes = np.mod((np.floor(arr / 100) * 60 + arr % 100) - (np.floor(dep / 100) * 60 + dep % 100),
+                     1440)
+    return minutes * 60
+
+
+def _empty(table):
+    """No kept rows: the input's columns and the window columns, no rows."""
+    import pyarrow as pa
+
+    result = table.slice(0, 0).drop_columns(DROPPED)
+    for name, sql_type in WINDOW_COLUMNS.items():
+        result = result.append_column(
+            name, pa.array([], type=pa.int64() if sql_type == "bigint" else pa.float64()))
+    return result
