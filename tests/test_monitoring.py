@@ -239,6 +239,7 @@ def test_scoring_a_day_again_writes_the_same_rows(monitored):
     assert rows["prediction"].between(0, 1).all()
 
 
+@pytest.mark.slow  # six days scored and reported: about 40 s
 def test_a_shifted_world_requests_exactly_one_retrain_then_cools_down(monitored):
     """K=2 breaching days request one retrain; the next days inside the cool-down request none,
     though they breach too; the day after the cool-down may ask again."""

@@ -95,33 +95,46 @@ def _flag(table, name: str) -> np.ndarray:
 
 
 class _Events:
-    """Events sorted by (key, time): running counts and sums up to any (key, time) by binary
-    search. ``tie`` orders events of the same key and time (the greatest last)."""
+    """Events sorted by (key, time), asked about by the day's kept flights (their keys ``qkey``
+    and scheduled departures ``q``): running counts and sums up to any offset from ``q`` by
+    binary search, each search done once. ``tie`` orders events of the same key and time (the
+    greatest last)."""
 
     def __init__(self, key: np.ndarray, ts: np.ndarray, values: dict[str, np.ndarray],
-                 base: int, tie: np.ndarray | None = None):
-        order = np.lexsort((ts, key) if tie is None else (tie, ts, key))
+                 base: int, qkey: np.ndarray, q: np.ndarray, tie: np.ndarray | None = None):
+        pos = (key << 32) | (ts - base)
+        order = np.argsort(pos) if tie is None else np.lexsort((tie, pos))
         self.key = key[order]
-        self.base = base
-        self.pos = (self.key << 32) | (ts[order] - base)
+        self.pos = pos[order]
         self.values = {name: v[order] for name, v in values.items()}
         self.sums = {name: np.concatenate(([0.0], np.cumsum(v))) for name, v in self.values.items()}
+        self.qpos = (qkey << 32) | (q - base)
+        self.qkey = qkey
+        self._upto: dict[int, np.ndarray] = {}
 
-    def upto(self, key: np.ndarray, q: np.ndarray, before_s: int) -> np.ndarray:
-        """How many events sort before ``(key, q - before_s)`` inclusive."""
-        return np.searchsorted(self.pos, (key << 32) | (q - before_s - self.base), side="right")
+    def upto(self, before_s: int) -> np.ndarray:
+        """How many events sort before ``(qkey, q - before_s)`` inclusive."""
+        if before_s not in self._upto:
+            self._upto[before_s] = np.searchsorted(self.pos, self.qpos - before_s, side="right")
+        return self._upto[before_s]
 
-    def trailing(self, key, q, hours: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(hi, lo, count)`` of the events of ``key`` with ``q - hours <= ts <= q - 1 s``."""
-        hi = self.upto(key, q, 1)
-        lo = self.upto(key, q, hours * HOUR + 1)
-        return hi, lo, hi - lo
+    def count(self, hours: int) -> np.ndarray:
+        """Events of the key with ``q - hours <= ts <= q - 1 s``."""
+        return self.upto(1) - self.upto(hours * HOUR + 1)
 
-    def mean(self, name: str, key, q, hours: int) -> np.ndarray:
-        hi, lo, n = self.trailing(key, q, hours)
+    def mean(self, name: str, hours: int) -> np.ndarray:
+        """The mean of ``name`` over the same events (NaN without any)."""
+        hi, lo = self.upto(1), self.upto(hours * HOUR + 1)
+        n = hi - lo
         total = self.sums[name][hi] - self.sums[name][lo]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(n > 0, total / n.astype(np.float64), np.nan)
+
+    def last(self, name: str) -> np.ndarray:
+        """``name`` of the greatest event at or before ``q - 1 s`` (NaN without any)."""
+        i = self.upto(1) - 1
+        found = (i >= 0) & (self.key[np.maximum(i, 0)] == self.qkey)
+        return np.where(found, self.values[name][np.maximum(i, 0)], np.nan)
 
 
 def _previous_leg(tail, sched, fid, is_today, block_s, dep_s, dep_delay, arr_s, arr_delay, q_rows):
@@ -212,35 +225,32 @@ def day_windows(table):
     ok = ~np.isnan(dep_s) & ~pa.compute.fill_null(table.column("impossible"), True).to_numpy()
     ev_ts = dep_s[ok].astype(np.int64)
     values = {"delay": dep_delay[ok], "late": (dep_delay[ok] >= 15).astype(np.float64)}
-    deps = _Events(origin[ok], ev_ts, values, base, tie=dep_delay[ok])
-    o = origin[rows]
-    out["origin_departures_3h"] = deps.trailing(o, q, 3)[2]
-    out["origin_dep_delay_mean_3h"] = deps.mean("delay", o, q, 3)
-    out["origin_late_dep_share_3h"] = deps.mean("late", o, q, 3)
-    out["origin_dep_delay_mean_1h"] = deps.mean("delay", o, q, 1)
-    last = deps.upto(o, q, 1) - 1
-    found = (last >= 0) & (deps.key[np.maximum(last, 0)] == o)
-    out["origin_last_dep_delay"] = np.where(found, deps.values["delay"][np.maximum(last, 0)], np.nan)
-    oc = _Events(origin_carrier[ok], ev_ts, values, base)
-    out["carrier_origin_dep_delay_mean_3h"] = oc.mean("delay", origin_carrier[rows], q, 3)
+    deps = _Events(origin[ok], ev_ts, values, base, origin[rows], q, tie=dep_delay[ok])
+    out["origin_departures_3h"] = deps.count(3)
+    out["origin_dep_delay_mean_3h"] = deps.mean("delay", 3)
+    out["origin_late_dep_share_3h"] = deps.mean("late", 3)
+    out["origin_dep_delay_mean_1h"] = deps.mean("delay", 1)
+    out["origin_last_dep_delay"] = deps.last("delay")
+    by_carrier_there = _Events(origin_carrier[ok], ev_ts, values, base, origin_carrier[rows], q)
+    out["carrier_origin_dep_delay_mean_3h"] = by_carrier_there.mean("delay", 3)
 
-    # Schedule density: every row with a scheduled time, 30 minutes either side.
+    # Schedule density: every row with a scheduled time, 30 minutes either side (the flight
+    # itself included).
     timed = ~np.isnan(sched)
-    sched_ev = _Events(origin[timed], sched[timed].astype(np.int64), {}, base)
-    out["origin_sched_flights_1h"] = sched_ev.upto(o, q, -1800) - sched_ev.upto(o, q, 1801)
+    schedule = _Events(origin[timed], sched[timed].astype(np.int64), {}, base, origin[rows], q)
+    out["origin_sched_flights_1h"] = schedule.upto(-1800) - schedule.upto(1801)
 
     # Arrivals known before the scheduled departure.
     arrived = ~np.isnan(arr_s) & ~np.isnan(late15)
     arr_ts = arr_s[arrived].astype(np.int64)
     values = {"late": late15[arrived], "delay": arr_delay[arrived]}
-    by_carrier = _Events(carrier[arrived], arr_ts, values, base)
-    by_dest = _Events(dest[arrived], arr_ts, values, base)
-    c, d = carrier[rows], dest[rows]
-    out["carrier_late_arr_share_6h"] = by_carrier.mean("late", c, q, 6)
-    out["carrier_arrivals_6h"] = by_carrier.trailing(c, q, 6)[2]
-    out["dest_arr_delay_mean_6h"] = by_dest.mean("delay", d, q, 6)
-    out["dest_arr_delay_mean_2h"] = by_dest.mean("delay", d, q, 2)
-    out["carrier_arr_delay_mean_3h"] = by_carrier.mean("delay", c, q, 3)
+    by_carrier = _Events(carrier[arrived], arr_ts, values, base, carrier[rows], q)
+    by_dest = _Events(dest[arrived], arr_ts, values, base, dest[rows], q)
+    out["carrier_late_arr_share_6h"] = by_carrier.mean("late", 6)
+    out["carrier_arrivals_6h"] = by_carrier.count(6)
+    out["dest_arr_delay_mean_6h"] = by_dest.mean("delay", 6)
+    out["dest_arr_delay_mean_2h"] = by_dest.mean("delay", 2)
+    out["carrier_arr_delay_mean_3h"] = by_carrier.mean("delay", 3)
 
     # The plane's previous leg.
     legs, no_tail = _previous_leg(
@@ -249,6 +259,12 @@ def day_windows(table):
     for name, v in legs.items():
         out[name] = v
 
+    if set(out) != set(WINDOW_COLUMNS):
+        raise KeyError(
+            "tasks/features/windows.py: every column day_windows computes needs its SQL type in "
+            f"WINDOW_COLUMNS and every declared one a computation; computed, not declared: "
+            f"{sorted(set(out) - set(WINDOW_COLUMNS))}; declared, not computed: "
+            f"{sorted(set(WINDOW_COLUMNS) - set(out))}")
     result = table.take(pa.array(rows)).drop_columns(DROPPED)
     for name, sql_type in WINDOW_COLUMNS.items():
         v = out[name]
