@@ -11,7 +11,8 @@ same input:
 
 - floor: pyarrow reads it and writes it back as Parquet (no computation at all);
 - DuckDB (``bench/duckdb_features.py``): the same features in SQL, written as Parquet;
-- Spark (:func:`tasks.features.transform.feature_frame`): every feature, written as Parquet.
+- Spark (:func:`tasks.features.transform.feature_frame`): every feature, written as Parquet;
+  twice in the same session, the first run in a fresh JVM (cold) and the second warm.
 
 Both engines get the machine's cores and the same input. Prints rows/s for each and its time as a
 multiple of the floor's. ``BENCH_REPLICAS`` scales the input (30 by default);
