@@ -19,10 +19,13 @@ when an event became known, ``q`` the scheduled departure of the flight asking):
   advance), the flight itself included;
 - arrivals known: arrivals count as known at actual departure + air time + 30 minutes (a
   conservative bound, as arrival clocks are local to the destination): the carrier's late share,
-  count and mean delay, the destination's mean delay over 6 and 2 hours;
+  count and mean delay, the destination's mean delay over 6 and 2 hours (the 2-hour mean against
+  the 6-hour one is its recent trend);
 - previous leg: the same plane's previous row of the batch day in scheduled order (ties by row id;
   rows without a scheduled time first), its delays only once known at ``q``, the rotation's
-  scheduled buffer and the inbound aircraft's slack (see :func:`_previous_leg`).
+  scheduled buffer and the inbound aircraft's slack (see :func:`_previous_leg`). The demo data
+  has departures from New York only, so the leg back to New York is estimated from the block
+  time out.
 
 Every window is inside the batch day, so a range build gives each day exactly the rows its daily
 run gives. Means are sums over counts in double: delays are whole minutes, so every running sum
