@@ -205,10 +205,13 @@ def day_windows(table):
     cancelled, diverted or impossible) with :data:`WINDOW_COLUMNS` appended; every other input
     column is passed through."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     sched = _num(table, "sched_dep_s")
+    # Possible only when known to be: a null (a condition on a missing value) counts as not.
+    possible = ~pc.fill_null(table.column("impossible"), True).to_numpy()
     keep = (_flag(table, "is_today") & ~_flag(table, "cancelled") & ~_flag(table, "diverted")
-            & ~pa.compute.fill_null(table.column("impossible"), True).to_numpy())
+            & possible)
     rows = np.flatnonzero(keep)
     if len(rows) == 0:
         return _empty(table)
@@ -225,7 +228,7 @@ def day_windows(table):
     out: dict[str, np.ndarray] = {}
 
     # Origin congestion and trend: departures known as they left (impossible rows left out).
-    ok = ~np.isnan(dep_s) & ~pa.compute.fill_null(table.column("impossible"), True).to_numpy()
+    ok = ~np.isnan(dep_s) & possible
     ev_ts = dep_s[ok].astype(np.int64)
     values = {"delay": dep_delay[ok], "late": (dep_delay[ok] >= 15).astype(np.float64)}
     deps = _Events(origin[ok], ev_ts, values, base, origin[rows], q, tie=dep_delay[ok])
