@@ -18,7 +18,7 @@ MIN, HOUR = 60, 3600
 
 def _row(fid, sched, *, today=True, dep_delay=0.0, air_time=100.0, arr_delay=0.0, origin="EWR",
          carrier="AA", dest="ORD", tailnum=None, cancelled=False, diverted=False,
-         impossible=False, sched_times=(1200, 1400)):
+         impossible=False, block_min=120):
     dep_s = None if dep_delay is None else sched + int(dep_delay * 60)
     arr_s = None if dep_s is None or air_time is None else dep_s + int((air_time + 30) * 60)
     late15 = None if arr_delay is None else int(arr_delay >= 15)
@@ -27,7 +27,7 @@ def _row(fid, sched, *, today=True, dep_delay=0.0, air_time=100.0, arr_delay=0.0
         "sched_dep_s": sched, "dep_actual_s": dep_s, "arr_known_s": arr_s,
         "dep_delay": dep_delay, "arr_delay": arr_delay, "late15": late15,
         "cancelled": cancelled, "diverted": diverted, "impossible": impossible,
-        "sched_dep_time": sched_times[0], "sched_arr_time": sched_times[1],
+        "sched_block_min": block_min,
         "tailnum": tailnum, "origin": origin, "carrier": carrier, "dest": dest,
     }
 
@@ -37,7 +37,7 @@ def _table(rows):
              "is_today": pa.bool_(), "sched_dep_s": pa.int64(), "dep_actual_s": pa.int64(),
              "arr_known_s": pa.int64(), "dep_delay": pa.float64(), "arr_delay": pa.float64(),
              "late15": pa.int32(), "cancelled": pa.bool_(), "diverted": pa.bool_(),
-             "impossible": pa.bool_(), "sched_dep_time": pa.int32(), "sched_arr_time": pa.int32(),
+             "impossible": pa.bool_(), "sched_block_min": pa.int32(),
              "tailnum": pa.string(), "origin": pa.string(), "carrier": pa.string(),
              "dest": pa.string()}
     return pa.table({c: pa.array([r[c] for r in rows], type=t) for c, t in types.items()})
@@ -125,7 +125,7 @@ def test_null_keys_are_a_group_of_their_own():
 
 
 def test_the_previous_leg_tells_only_what_was_known_at_the_scheduled_departure():
-    block = 2 * HOUR  # 12:00 to 14:00 on the timetable
+    block = 2 * HOUR  # every leg's scheduled block time: 120 minutes
     rows = [
         # N1: out at T - 5 h, 20 minutes late; its arrival is known at T - 2.5 h.
         _row(1, T - 5 * HOUR, dep_delay=20.0, arr_delay=15.0, tailnum="N1"),

@@ -136,8 +136,8 @@ def plane_attributes(planes):
 
 
 def calendar(rows):
-    """Date, weekday, hour and block-time features, the plane's age, the label; the contract's
-    columns (and ``batch_day``) in order."""
+    """Date, weekday and hour features, the plane's age, the label; the contract's columns (and
+    ``batch_day``) in order. The scheduled block time arrives computed (:func:`feature_frame`)."""
     from pyspark.sql import functions as F
 
     return (
@@ -147,7 +147,6 @@ def calendar(rows):
         .withColumn("is_weekend", F.col("day_of_week").isin(1, 7).cast("int"))
         .withColumn("dep_hour", F.col("hour"))
         .withColumn("dep_minute_of_day", F.col("hour") * 60 + F.col("minute"))
-        .withColumn("sched_block_min", _block_min())
         .withColumn("plane_age", (F.col("year") - F.col("plane_year")).cast("int"))
         .withColumn("origin_departures_3h", F.coalesce("origin_departures_3h", F.lit(0)))
         .withColumn("carrier_arrivals_6h", F.coalesce("carrier_arrivals_6h", F.lit(0)))
@@ -175,7 +174,8 @@ def feature_frame(flights, weather, planes):
     from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 
     f = timed_flights(flights)
-    inputs = f.select(*_passed_through(), *[c for c in INPUT_COLUMNS if c not in _passed_through()])
+    # The scheduled block time: a calendar feature, and the rotation's buffer in the day pass.
+    inputs = f.withColumn("sched_block_min", _block_min()).select(*_passed_through(), *[c for c in INPUT_COLUMNS if c not in _passed_through()])
     schema = StructType(
         [field for field in inputs.schema.fields if field.name not in DROPPED]
         + [StructField(name, _parse_datatype_string(t)) for name, t in WINDOW_COLUMNS.items()])

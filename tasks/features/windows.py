@@ -44,7 +44,7 @@ ROTATION_MAX_GAP_S = 24 * 3600
 #: The columns :func:`day_windows` reads (besides those it passes through).
 INPUT_COLUMNS = [
     "fid", "is_today", "sched_dep_s", "dep_actual_s", "arr_known_s", "dep_delay", "arr_delay",
-    "late15", "cancelled", "diverted", "impossible", "sched_dep_time", "sched_arr_time",
+    "late15", "cancelled", "diverted", "impossible", "sched_block_min",
     "tailnum", "origin", "carrier", "dest",
 ]
 #: Input columns that :func:`day_windows` reads but does not return.
@@ -261,7 +261,7 @@ def day_windows(table):
     # The plane's previous leg.
     legs, no_tail = _previous_leg(
         tail, sched, table.column("fid").to_numpy(), _flag(table, "is_today"),
-        _block_s(table), dep_s, dep_delay, arr_s, arr_delay, rows)
+        _num(table, "sched_block_min") * 60, dep_s, dep_delay, arr_s, arr_delay, rows)
     for name, v in legs.items():
         out[name] = v
 
@@ -281,15 +281,6 @@ def day_windows(table):
             column = pa.array(v.astype(np.float64), type=pa.float64(), from_pandas=True)
         result = result.append_column(name, column)
     return result
-
-
-def _block_s(table) -> np.ndarray:
-    """The scheduled block time in seconds (local clocks at both ends; an overnight arrival
-    wraps), NaN where either time is missing."""
-    dep, arr = _num(table, "sched_dep_time"), _num(table, "sched_arr_time")
-    minutes = np.mod((np.floor(arr / 100) * 60 + arr % 100) - (np.floor(dep / 100) * 60 + dep % 100),
-                     1440)
-    return minutes * 60
 
 
 def _empty(table):
