@@ -17,11 +17,12 @@ DAY = date(2013, 6, 12)
 
 
 @pytest.mark.slow
-def test_duckdb_features_equal_spark_features(settings):
+def test_duckdb_features_equal_spark_features(settings, tmp_path):
     from pyspark.sql import functions as F
 
     from bench.duckdb_features import connect, feature_sql
-    from tasks.features.transform import feature_frame
+    from tasks.features.day import day_folder
+    from tasks.features.transform import write_features
     from tasks.landing import find_drop, land_day, reference_uri
     from tasks.raw_contract import FLIGHT_COLUMNS, PLANE_COLUMNS, WEATHER_COLUMNS
     from tasks.spark import read_csv, spark_session
@@ -39,8 +40,10 @@ def test_duckdb_features_equal_spark_features(settings):
         weather = read_csv(spark, drop.weather_uri, WEATHER_COLUMNS).unionByName(
             read_csv(spark, drop.lookback.weather_uri, WEATHER_COLUMNS))
         planes = read_csv(spark, reference_uri("planes", settings), PLANE_COLUMNS)
-        out, _ = feature_frame(flights, weather, planes)
-        expected = out.toPandas()
+        written = write_features(flights, weather, planes, str(tmp_path))
+        expected = pd.read_parquet(day_folder(str(tmp_path), DAY.isoformat()))
+        assert written == {DAY.isoformat(): len(expected)}
+        expected["batch_day"] = DAY.isoformat()
         raw = flights.toPandas()
         weather_pd, planes_pd = weather.toPandas(), planes.toPandas()
     finally:

@@ -20,14 +20,14 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-from tasks.feature_contract import ROW_ORDER
+from tasks.features.day import day_folder
 from tasks.features.staging import (
     StagedFeatures,
     finish_features,
     stage_folder,
     stage_in_root,
 )
-from tasks.features.transform import feature_frame
+from tasks.features.transform import timed_flights, write_features
 from tasks.landing import Drop, reference_uri
 from tasks.raw_contract import FLIGHT_COLUMNS, PLANE_COLUMNS, WEATHER_COLUMNS
 from tasks.settings import Settings
@@ -104,7 +104,7 @@ def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatu
             weather = weather.unionByName(read_csv(spark, local(prev.weather_uri), WEATHER_COLUMNS))
         planes = read_csv(spark, local(reference_uri("planes", settings)), PLANE_COLUMNS)
 
-        out, today = feature_frame(flights, weather, planes)
+        today = timed_flights(flights).where("is_today")
         counts = today.agg(
             F.count("*").alias("rows_in"),
             F.sum(F.col("cancelled").cast("int")).alias("cancelled"),
@@ -114,13 +114,16 @@ def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatu
         ).collect()[0]
         dropped = {k: int(counts[k] or 0) for k in ("cancelled", "diverted", "impossible")}
 
-        # The features and the typed raw partition to hidden staging folders.
-        # One file per day, rows in flight order: sorted inside the single partition (a global
-        # orderBy would add a sampling job for a thousand rows).
+        # The features (one file, rows in flight order) and the typed raw partition to hidden
+        # staging folders.
         stage = stage_folder("features", day, settings)
         raw_stage = stage_folder("raw", day, settings)
-        out.drop("batch_day").coalesce(1).sortWithinPartitions(*ROW_ORDER).write.mode(
-            "overwrite").parquet(str(stage / "data"))
+        write_features(flights, weather, planes, str(stage / "days"))
+        if not Path(day_folder(str(stage / "days"), day.isoformat())).is_dir():
+            raise ValueError(f"{drop.flights_uri}: no flights to build {day.isoformat()}'s "
+                             "features from")
+        Path(day_folder(str(stage / "days"), day.isoformat())).rename(stage / "data")
+        (stage / "days").rmdir()
         today.select(*_flight_names()).coalesce(1).write.mode("overwrite").parquet(
             str(raw_stage / "flights"))
         src = drop.source_day
@@ -180,17 +183,15 @@ def build_features_range(drops: dict[date, Drop], first: date, last: date, setti
                 F.date_add("drop_day", 1).cast("string").alias("batch_day"))
             weather = read_csv(spark, [local(d.weather_uri) for d in drops.values()], WEATHER_COLUMNS)
             planes = read_csv(spark, local(reference_uri("planes", settings)), PLANE_COLUMNS)
-            out, _ = feature_frame(today.unionByName(history), weather, planes)
             work = Store(settings).staging_dir(settings.partition("features", first) + "-range")
-            out.repartition("batch_day").sortWithinPartitions(*ROW_ORDER).write.partitionBy(
-                "batch_day").parquet(str(work / "features"))
+            write_features(today.unionByName(history), weather, planes, str(work / "features"))
             today.repartition("batch_day").write.partitionBy("batch_day").parquet(
                 str(work / "raw"))
 
         for d in days:
             part = f"batch_day={d.isoformat()}"
             stage = stage_folder("features", d, settings)
-            shutil.move(str(work / "features" / part), stage / "data")
+            shutil.move(day_folder(str(work / "features"), d.isoformat()), stage / "data")
             history_days = 1 if (d - timedelta(days=1)) in drops else 0
             rows = finish_features(stage, {"day": d.isoformat(), "history_days": history_days,
                                            "built_by": "build_features_range"})

@@ -1,6 +1,7 @@
-"""The feature transform: Spark reads, types and times the flights, hands each batch day to
-:func:`tasks.features.windows.day_windows` (one grouped map: one shuffle by day, then one pass
-over the day's rows in numpy), and joins the hourly weather and the planes.
+"""The feature transform: Spark reads, types and times the flights, prepares the hourly weather
+and the planes, and hands each batch day to :func:`tasks.features.day.build_and_write` (one
+grouped map: one shuffle by day, then the day's features built in numpy/pyarrow and written as
+the day's file; :func:`write_features`).
 
 Every feature uses only what was known *before each flight's scheduled departure*:
 
@@ -11,7 +12,8 @@ Every feature uses only what was known *before each flight's scheduled departure
   scheduled hour (the observation of that hour, published at its start), its trend over the
   hours up to it (precipitation over 3 and 6 hours, the lowest visibility and highest gust over 3
   hours, the pressure change over 3 hours), the plane's type, age and size;
-- :func:`calendar`: date, weekday, hour, scheduled block time, and the label.
+- the calendar (:func:`tasks.features.day.calendar`): date, weekday, hour, scheduled block time
+  (:func:`_block_min`), and the label.
 
 The input flights carry ``batch_day`` (the day being built) and ``is_today`` (False for that day's
 look-back rows from the day before); every window stays inside its batch day, so building many
@@ -21,14 +23,14 @@ days in one job gives exactly the rows daily runs give. Cancelled (no ``dep_time
 
 from __future__ import annotations
 
-from tasks.feature_contract import FEATURE_COLUMNS, LABEL
-from tasks.features.windows import (
-    ARRIVAL_KNOWN_BUFFER_MIN,
-    DROPPED,
-    INPUT_COLUMNS,
-    WINDOW_COLUMNS,
-    day_windows,
+from tasks.features.day import (
+    DAY_INPUT_COLUMNS,
+    PLANE_KEY,
+    WEATHER_KEY,
+    Lookup,
+    build_and_write,
 )
+from tasks.features.windows import ARRIVAL_KNOWN_BUFFER_MIN
 
 WEATHER_BOUNDS = {
     "temp": (-40, 130), "dewp": (-60, 100), "humid": (0, 100), "wind_dir": (0, 360),
@@ -135,57 +137,29 @@ def plane_attributes(planes):
     ).dropDuplicates(["tailnum"])
 
 
-def calendar(rows):
-    """Date, weekday and hour features, the plane's age, the label; the contract's columns (and
-    ``batch_day``) in order. The scheduled block time arrives computed (:func:`feature_frame`)."""
-    from pyspark.sql import functions as F
-
-    return (
-        rows.withColumn("flight_date", F.make_date("year", "month", "day"))
-        .withColumn("sched_dep_utc", F.timestamp_seconds("sched_dep_s"))
-        .withColumn("day_of_week", F.dayofweek("flight_date"))
-        .withColumn("is_weekend", F.col("day_of_week").isin(1, 7).cast("int"))
-        .withColumn("dep_hour", F.col("hour"))
-        .withColumn("dep_minute_of_day", F.col("hour") * 60 + F.col("minute"))
-        .withColumn("plane_age", (F.col("year") - F.col("plane_year")).cast("int"))
-        .withColumn("origin_departures_3h", F.coalesce("origin_departures_3h", F.lit(0)))
-        .withColumn("carrier_arrivals_6h", F.coalesce("carrier_arrivals_6h", F.lit(0)))
-        .withColumn(LABEL, F.col("late15"))
-        .select(*FEATURE_COLUMNS, "batch_day")
-    )
-
-
-def _passed_through() -> list[str]:
-    """The flight columns the grouped map passes through for the calendar and the joins."""
-    return ["batch_day", "year", "month", "day", "hour", "minute", "flight", "distance",
-            "time_hour", "late15"]
-
-
-def feature_frame(flights, weather, planes):
-    """The features as a Spark DataFrame: ``(features, the days' own timed flights)``.
+def write_features(flights, weather, planes, root: str) -> dict[str, int]:
+    """Build every batch day's features and write each as ``root/batch_day=<day>/part-00000.parquet``
+    (:func:`tasks.features.day.day_folder`); returns the rows written per day.
 
     ``flights`` carries ``batch_day`` and ``is_today`` (see the module's docstring); ``weather``
-    and ``planes`` are the typed source frames. The features are one shuffle of the flights by
-    ``batch_day`` into :func:`~tasks.features.windows.day_windows`, then the weather and plane
-    rows joined whole into every task (broadcast: a few thousand origin hours a year, a few
-    thousand planes).
+    and ``planes`` are the typed source frames. One shuffle of the timed flights by ``batch_day``
+    into :func:`~tasks.features.day.build_and_write`, which gets the origin weather hours and the
+    planes whole (a few thousand origin hours a year, a few thousand planes: collected here and
+    shipped with each task, as a broadcast join would). ``root`` is a local folder every worker
+    can write to, like any Spark output path; the caller publishes it.
     """
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StructField, StructType, _parse_datatype_string
-
     f = timed_flights(flights)
     # The scheduled block time: a calendar feature, and the rotation's buffer in the day pass.
-    inputs = f.withColumn("sched_block_min", _block_min()).select(*_passed_through(), *[c for c in INPUT_COLUMNS if c not in _passed_through()])
-    schema = StructType(
-        [field for field in inputs.schema.fields if field.name not in DROPPED]
-        + [StructField(name, _parse_datatype_string(t)) for name, t in WINDOW_COLUMNS.items()])
-    # Grouped by the day's number: Spark sorts each partition by the grouping key, and a date
-    # string's 8-byte sort prefix ("2013-06-") ties within a month.
-    rows = inputs.groupBy("batch_day").applyInArrow(day_windows, schema)
+    inputs = f.withColumn("sched_block_min", _block_min()).select(*DAY_INPUT_COLUMNS)
     hourly = weather_at_hour(weather)
-    weather_rows = hourly.join(weather_trend(hourly), ["origin", "time_hour"], "left")
-    rows = (
-        rows.join(F.broadcast(weather_rows), ["origin", "time_hour"], "left")
-        .join(F.broadcast(plane_attributes(planes)), "tailnum", "left")
-    )
-    return calendar(rows), f.where("is_today")
+    weather_rows = Lookup(hourly.join(weather_trend(hourly), WEATHER_KEY, "left").toArrow(),
+                          WEATHER_KEY)
+    plane_rows = Lookup(plane_attributes(planes).toArrow(), PLANE_KEY)
+
+    def build(table):  # no type hints: pyspark 4.2 fails on a functools.partial's
+        return build_and_write(table, weather_rows, plane_rows, root)
+
+    # Grouped by the day: one Python call per batch day, whose rows never come back to the JVM.
+    written = inputs.groupBy("batch_day").applyInArrow(
+        build, "batch_day string, rows bigint").collect()
+    return {r["batch_day"]: int(r["rows"]) for r in written}

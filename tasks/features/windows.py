@@ -1,8 +1,8 @@
 """The look-back feature families of one batch day, in one pass over its rows (numpy on Arrow).
 
-Spark hands each ``batch_day``'s timed flights to :func:`day_windows` as one Arrow table (a
-grouped map, :func:`tasks.features.transform.feature_frame`); it returns the day's kept flights
-with their window features. A day holds a few thousand rows (tens of thousands at 30 times New
+Spark hands each ``batch_day``'s timed flights to the day's build as one Arrow table (a grouped
+map, :func:`tasks.features.transform.write_features`), which calls :func:`day_windows`: it returns
+the day's kept flights with their window features. A day holds a few thousand rows (tens of thousands at 30 times New
 York's traffic), so every trailing window is two binary searches into sorted cumulative sums: one
 sort per window key instead of the seven sort orders and four row-id joins a window-function plan
 needs, which is where Spark spent its time at 10M rows (see the README's throughput section).
