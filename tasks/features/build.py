@@ -119,10 +119,11 @@ def build_features(drop: Drop, settings: Settings, *, spark=None) -> StagedFeatu
         stage = stage_folder("features", day, settings)
         raw_stage = stage_folder("raw", day, settings)
         write_features(flights, weather, planes, str(stage / "days"))
-        if not Path(day_folder(str(stage / "days"), day.isoformat())).is_dir():
+        written = Path(day_folder(str(stage / "days"), day.isoformat()))
+        if not written.is_dir():
             raise ValueError(f"{drop.flights_uri}: no flights to build {day.isoformat()}'s "
                              "features from")
-        Path(day_folder(str(stage / "days"), day.isoformat())).rename(stage / "data")
+        written.rename(stage / "data")
         (stage / "days").rmdir()
         today.select(*_flight_names()).coalesce(1).write.mode("overwrite").parquet(
             str(raw_stage / "flights"))
@@ -189,14 +190,13 @@ def build_features_range(drops: dict[date, Drop], first: date, last: date, setti
                 str(work / "raw"))
 
         for d in days:
-            part = f"batch_day={d.isoformat()}"
             stage = stage_folder("features", d, settings)
             shutil.move(day_folder(str(work / "features"), d.isoformat()), stage / "data")
             history_days = 1 if (d - timedelta(days=1)) in drops else 0
             rows = finish_features(stage, {"day": d.isoformat(), "history_days": history_days,
                                            "built_by": "build_features_range"})
             raw_stage = stage_folder("raw", d, settings)
-            shutil.move(str(work / "raw" / part), raw_stage / "flights")
+            shutil.move(day_folder(str(work / "raw"), d.isoformat()), raw_stage / "flights")
             staged.append(StagedFeatures(
                 day=d, features_uri=stage_in_root(stage, settings.partition("features", d), settings),
                 raw_uri=settings.partition("raw", d), rows=rows, history_days=history_days,
